@@ -1,0 +1,171 @@
+"""What an algorithm is to rlcf, and the training loop that step-based algorithms share.
+
+An algorithm registered in :data:`rlcf.algos` is a class with
+
+- ``Config``: its hyperparameter dataclass (help text on every field, checks in ``__post_init__``);
+- ``fit(experiment, run, resume=False)``: train, writing metrics and checkpoints into ``run``.
+
+Step-based algorithms (CFCQL and the offline baselines) subclass :class:`StepAlgorithm` and write only the
+update step, the evaluation and their state; the loop here does seeding, device selection, logging, periodic
+evaluation, atomic checkpoints, resume and the progress bar. Trainer-based algorithms (TRL's GRPO/SFT) subclass
+:class:`Algorithm` directly and hand the run folder to their trainer.
+
+:func:`train` is what ``rlcf train`` calls.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rlcf.config import ExperimentConfig, RunConfig, load_experiment
+from rlcf.errors import UsageError
+from rlcf.runs import Run, find_latest_run
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Algorithm", "StepAlgorithm", "train"]
+
+
+class Algorithm(abc.ABC):
+    """Base of every registered algorithm."""
+
+    #: The hyperparameter dataclass; subclasses replace it.
+    Config: ClassVar[type]
+
+    @classmethod
+    @abc.abstractmethod
+    def fit(cls, experiment: ExperimentConfig, run: Run, resume: bool = False) -> dict[str, Any]:
+        """Train; return the final metrics. With ``resume``, continue from ``run``'s newest checkpoint."""
+
+
+class StepAlgorithm(Algorithm):
+    """An algorithm trained by repeated gradient steps, with the shared loop in :meth:`fit`.
+
+    Subclasses implement :meth:`train_step`, :meth:`state_dict` and :meth:`load_state_dict`, and may
+    implement :meth:`evaluate`. Keep every random stream the algorithm uses (batch sampling, exploration
+    noise) in a ``torch.Generator`` or ``numpy.random.Generator`` held in the state dict: then a resumed run
+    repeats exactly the steps an uninterrupted run would have taken.
+
+    Args:
+        config: the algorithm's ``Config``.
+        run_config: seed, device and the step budget.
+        device: the resolved ``torch.device``.
+    """
+
+    def __init__(self, config: Any, run_config: RunConfig, device: Any):
+        self.config = config
+        self.run_config = run_config
+        self.device = device
+
+    @abc.abstractmethod
+    def train_step(self, step: int) -> Mapping[str, float]:
+        """One update; returns namespaced metrics (``losses/…``, ``train/…``)."""
+
+    def evaluate(self, step: int) -> Mapping[str, float]:
+        """Evaluate the current policy; returns ``eval/…`` metrics. The default evaluates nothing."""
+        return {}
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training: weights, optimizers, random generators, counters."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output."""
+
+    @classmethod
+    def fit(cls, experiment: ExperimentConfig, run: Run, resume: bool = False) -> dict[str, Any]:
+        from rlcf.device import resolve_device
+        from rlcf.progress import progress
+        from rlcf.seeding import rng_state, seed_everything, set_rng_state
+
+        rc = experiment.run
+        device = resolve_device(rc.device)
+        seed_everything(rc.seed)
+        algo = cls(experiment.config, rc, device)
+        start = 0
+        if resume:
+            ckpt = run.load_checkpoint(map_location=device)
+            algo.load_state_dict(ckpt["algorithm"])
+            set_rng_state(ckpt["rng"])
+            start = int(ckpt["step"])
+            run.truncate_metrics(start)
+            log.info("resumed %s at step %d from %s", experiment.algo, start, run.path)
+            if start >= rc.total_steps:
+                log.info("the run already reached run.total_steps=%d; nothing to do", rc.total_steps)
+
+        def checkpoint(step: int) -> None:
+            run.save_checkpoint({"algorithm": algo.state_dict(), "rng": rng_state()}, step)
+
+        final: dict[str, Any] = {}
+        window_start, window_steps = time.perf_counter(), 0
+        with progress(f"{experiment.algo} {rc.name}", total=rc.total_steps, initial=start) as bar:
+            for step in range(start + 1, rc.total_steps + 1):
+                metrics = dict(algo.train_step(step))
+                window_steps += 1
+                if step % rc.log_every == 0 or step == rc.total_steps:
+                    elapsed = time.perf_counter() - window_start
+                    metrics["train/steps_per_second"] = window_steps / max(elapsed, 1e-9)
+                    run.log(metrics, step)
+                    window_start, window_steps = time.perf_counter(), 0
+                final.update(metrics)
+                if (rc.eval_every and step % rc.eval_every == 0) or step == rc.total_steps:
+                    scores = dict(algo.evaluate(step))
+                    run.log(scores, step)
+                    final.update(scores)
+                if step % rc.checkpoint_every == 0 or step == rc.total_steps:
+                    checkpoint(step)
+                shown = {k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if k.startswith("losses/")}
+                bar.advance(1, **shown)
+        run.close()
+        return final
+
+
+def train(
+    source: str | Path | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    algo: str | None = None,
+    resume: str | Path | bool = False,
+) -> tuple[Run, dict[str, Any]]:
+    """Resolve an experiment, make (or reopen) its run folder, and train.
+
+    Args:
+        source: YAML experiment path or mapping (or ``None`` with ``algo``).
+        overrides: ``key=value`` strings.
+        algo: algorithm name when ``source`` does not give one.
+        resume: ``False`` for a new run; a run folder to continue; ``True`` for the newest run folder of this
+            experiment (same ``out_dir``, algorithm and run name) that has a checkpoint.
+
+    Returns:
+        The run and its final metrics.
+    """
+    from rlcf.registry import algos
+
+    if resume is False:
+        experiment = load_experiment(source, overrides, algo=algo)
+        run = Run.create(experiment)
+        log.info("run folder: %s", run.path)
+        return run, algos.get(experiment.algo).fit(experiment, run, resume=False)
+
+    if resume is True:
+        wanted = load_experiment(source, overrides, algo=algo)
+        folder = find_latest_run(wanted.run.out_dir, wanted.algo, wanted.run.name)
+        if folder is None:
+            raise UsageError(
+                f"--resume: no run of '{wanted.algo}' named '{wanted.run.name}' with a checkpoint under "
+                f"'{wanted.run.out_dir}'; start it without --resume, or pass --resume RUN_FOLDER"
+            )
+        # Only the overrides the user typed may differ from the saved config (and only resumable ones).
+        run = Run.open(folder, overrides)
+    else:
+        if source is not None:
+            raise UsageError("--resume RUN_FOLDER takes the config from the run folder; do not pass a config too")
+        run = Run.open(resume, overrides)
+    log.info("resuming run folder: %s", run.path)
+    return run, algos.get(run.experiment.algo).fit(run.experiment, run, resume=True)

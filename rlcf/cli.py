@@ -1,0 +1,235 @@
+"""The ``rlcf`` command line.
+
+Exit codes scripts can trust: 0 success, 2 bad usage or input (unknown name, bad config field, missing
+file), 1 a failure while doing the work, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rlcf.errors import UsageError
+
+log = logging.getLogger("rlcf")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "datasets")
+
+# Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
+# feature is not in this version, instead of pretending to run.
+PENDING = {
+    "collect": "collecting multi-agent Minari datasets with Ray actors (issue: environment suites and datasets)",
+    "eval": "evaluating checkpoints on suites (issue: CFCQL and offline-MARL baselines)",
+    "launch": "submitting jobs to a Ray cluster (issue: Ray at scale)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every usage error takes the same path (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from rlcf import __version__
+
+    parser = _Parser(
+        prog="rlcf",
+        description="Counterfactual reinforcement learning: CFCQL, DeFacto-style GRPO, DNA-Train.",
+        epilog="Exit codes: 0 ok, 2 bad usage or input, 1 failure while running, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"rlcf {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars; log lines only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list registered envs, suites, policies, rewards, algos, or local datasets")
+    p.add_argument("kind", choices=LIST_KINDS)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser(
+        "train",
+        help="train an algorithm from a YAML experiment (or an algorithm name) with key=value overrides",
+        description="Examples: rlcf train configs/cfcql/mpe_spread-medium.yaml run.seed=1 | "
+        "rlcf train cfcql config.cql_alpha=1.0 | rlcf train cfg.yaml --resume | rlcf train runs/cfcql/x-20260101-000000 --resume",
+    )
+    p.add_argument(
+        "experiment", help="YAML experiment file, an algorithm name for its defaults, or a run folder (with --resume)"
+    )
+    p.add_argument("overrides", nargs="*", help="key=value or section.key=value (run.seed=1 config.lr=3e-4)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint: of the given run folder, or of the newest run of this experiment",
+    )
+
+    p = sub.add_parser("config", help="print the resolved experiment (defaults + file + overrides) as YAML")
+    p.add_argument("experiment", help="YAML experiment file, or an algorithm name")
+    p.add_argument("overrides", nargs="*", help="key=value overrides")
+    p.add_argument("--fields", action="store_true", help="list every field with its type, default and help")
+
+    p = sub.add_parser("demo", help="run the end-to-end quickstart on embedded defaults")
+    p.add_argument("--out-dir", default="runs/demo", help="where the demo writes its runs and datasets")
+
+    for name, what in PENDING.items():
+        p = sub.add_parser(name, help=f"{what} [not in this version]")
+        p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger()
+    if root.handlers:
+        root.setLevel(level)
+        return
+    if sys.stderr.isatty() and not quiet:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    Console().print(table)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.kind == "datasets":
+        from rlcf.data.catalog import local_datasets
+
+        rows = local_datasets()
+        columns = ("id", "episodes", "steps", "path")
+    else:
+        from rlcf.registry import get_registry
+
+        reg = get_registry(args.kind)
+        rows = [(e.name, e.source, e.summary()) for e in reg.entries()]
+        columns = ("name", "source", "description")
+    if args.json:
+        print(json.dumps([dict(zip(columns, r)) for r in rows], indent=2))
+    elif not rows:
+        print(f"no {args.kind} registered yet" if args.kind != "datasets" else "no local datasets")
+    else:
+        _print_table(f"rlcf {args.kind}", columns, rows)
+    return EXIT_OK
+
+
+def _experiment_source(arg: str) -> tuple[str | None, str | None]:
+    """``(yaml path, algo name)`` from the positional argument of train/config."""
+    from pathlib import Path
+
+    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
+        return arg, None
+    return None, arg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rlcf.algorithm import train
+
+    target = Path(args.experiment)
+    if target.is_dir():
+        if not (target / "config.yaml").is_file():
+            raise UsageError(f"'{target}' is a folder but not a run folder (it has no config.yaml)")
+        if not args.resume:
+            raise UsageError(
+                f"'{target}' is a run folder: add --resume to continue it, "
+                f"or pass '{target / 'config.yaml'}' to start a new run with the same config"
+            )
+        run, final = train(None, args.overrides, resume=target)
+    else:
+        source, algo = _experiment_source(args.experiment)
+        run, final = train(source, args.overrides, algo=algo, resume=args.resume)
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()}
+    print(json.dumps({"run": str(run.path), "final": shown}))
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from rlcf.config import config_help, load_experiment, to_yaml
+
+    source, algo = _experiment_source(args.experiment)
+    experiment = load_experiment(source, args.overrides, algo=algo)
+    if args.fields:
+        from rlcf.config import RunConfig
+
+        rows = [("algo", "str", experiment.algo, "algorithm name")]
+        rows += config_help(RunConfig, "run") + config_help(type(experiment.config), "config")
+        _print_table(f"fields of {experiment.algo}", ("field", "type", "default", "help"), rows)
+    else:
+        sys.stdout.write(to_yaml(experiment))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rlcf.demo import run_demo
+
+    return run_demo(out_dir=args.out_dir)
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    print(
+        f"rlcf {args.command}: {PENDING[args.command]} is not in this version of rlcf yet; nothing was run.",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "config": cmd_config, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rlcf`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from rlcf.progress import set_quiet
+
+    set_quiet(args.quiet)
+    _setup_logging(args.quiet, args.verbose)
+    handler = COMMANDS.get(args.command, cmd_pending)
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # noqa: BLE001 - the one place that turns any failure into exit code 1
+        log.exception("rlcf %s failed", args.command)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: multi-agent Minari datasets (write, validate, load into tensors) and LLM rollout datasets."""

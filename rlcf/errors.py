@@ -1,0 +1,48 @@
+"""Exception types. Each message names the problem and the fix.
+
+The CLI maps :class:`UsageError` (and its subclasses) to exit code 2 and any other failure to exit code 1,
+so scripts can tell "you asked for something wrong" from "something broke while doing it".
+"""
+
+from __future__ import annotations
+
+
+class RlcfError(Exception):
+    """Base class for rlcf's own errors."""
+
+
+class UsageError(RlcfError, ValueError):
+    """Bad input from the user: a name, a config value, a path. CLI exit code 2."""
+
+
+class ConfigError(UsageError):
+    """A config field has a bad value, a bad type, or does not exist.
+
+    Args:
+        field: dotted path of the offending field (``"run.seed"``), or ``""`` for the whole config.
+        message: what is wrong and what is allowed.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"config field '{field}': {message}" if field else message)
+
+
+class UnknownNameError(UsageError, KeyError):
+    """A name that is not registered. The message lists the valid names and the closest match."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistrationError(RlcfError):
+    """A different object was registered under a name that is already taken."""
+
+
+class CheckpointError(RlcfError):
+    """A checkpoint is missing, unreadable or does not match the run."""
+
+
+class ConformanceError(RlcfError, AssertionError):
+    """A user plugin (env, reward function, ...) fails one of rlcf's conformance checks."""
