@@ -204,7 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlcf`` console script; returns the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        # argparse cannot take positionals on both sides of a flag (`train x.yaml --resume a=1`): the
+        # key=value words after the flag come back as extras and join the overrides.
+        if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        elif extra:
+            raise UsageError(f"rlcf: unrecognized arguments: {' '.join(extra)} (see 'rlcf --help')")
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,8 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # noqa: BLE001 - the one place that turns any failure into exit code 1
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into exit code 1
         log.exception("rlcf %s failed", args.command)
+        print(f"error: rlcf {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 
