@@ -207,10 +207,18 @@ def check_reward_fn(
         raise _fail(subject, "accepts **kwargs", "TRL passes every dataset column and its own keywords; add **kwargs")
     report.ok("accepts **kwargs")
 
-    kwargs = {"prompts": list(prompts) if prompts is not None else [""] * n, **columns, **_TRL_KWARGS}
-    before = copy.deepcopy((list(completions), columns))
-    out = fn(completions=list(completions), **kwargs)
-    if copy.deepcopy((list(completions), columns)) != before:
+    def call() -> tuple[Any, bool]:
+        # Fresh copies per call, compared afterwards: TRL hands the same lists to every reward function,
+        # so one that edits them in place corrupts the others' inputs.
+        passed_completions = copy.deepcopy(list(completions))
+        passed_columns = {k: copy.deepcopy(list(v)) for k, v in columns.items()}
+        prompt_list = list(prompts) if prompts is not None else [""] * n
+        result = fn(completions=passed_completions, prompts=prompt_list, **passed_columns, **_TRL_KWARGS)
+        changed = passed_completions != list(completions) or any(passed_columns[k] != list(v) for k, v in columns.items())
+        return result, changed
+
+    out, changed = call()
+    if changed:
         raise _fail(subject, "leaves inputs unchanged", "it modified the completions or a column in place")
     report.ok("leaves inputs unchanged")
     if not isinstance(out, (list, tuple)) or len(out) != n:
@@ -223,7 +231,7 @@ def check_reward_fn(
             raise _fail(subject, "finite numbers or None", f"value {i} is {value!r}; return a float, or None if n/a")
     report.ok(f"returns {n} finite values or None")
 
-    again = fn(completions=list(completions), **kwargs)
+    again, _ = call()
     if list(again) != list(out):
         raise _fail(subject, "deterministic", f"two calls on the same inputs gave {list(out)} and {list(again)}")
     report.ok("deterministic")
