@@ -94,7 +94,16 @@ def _same_object(a: Any, b: Any) -> bool:
     if a is b:
         return True
     qa, qb = _qualified_name(a), _qualified_name(b)
-    return qa is not None and qa == qb and type(a) is type(b)
+    if qa is not None:
+        return qa == qb and type(a) is type(b)
+    # Instances of value types (an EnvSpec, a Suite) made again by a re-imported module: same class name and
+    # same field values.
+    import dataclasses
+
+    if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b) and not isinstance(a, type):
+        same_class = _qualified_name(type(a)) == _qualified_name(type(b))
+        return same_class and dataclasses.asdict(a) == dataclasses.asdict(b)
+    return False
 
 
 @dataclass
@@ -105,7 +114,7 @@ class RegistryEntry:
         name: the registered name.
         obj: the object, or ``None`` while only its import path is known.
         path: the ``"package.module:attr"`` the object is (or will be) imported from, if known.
-        source: how it was registered: ``"decorator"``, ``"path"`` or ``"entry point (<dist>)"``.
+        source: how it was registered: ``"decorator"``, ``"code"`` (a call with the object), ``"path"`` or ``"entry point (<dist>)"``.
         metadata: free-form keyword data given at registration (e.g. ``help``).
     """
 
@@ -195,7 +204,7 @@ class Registry(Generic[T]):
             return decorator
         if isinstance(obj, str):
             return self._register(name, None, "path", metadata, path=obj)
-        return self._register(name, obj, "decorator", metadata)
+        return self._register(name, obj, "code", metadata)
 
     def _register(self, name, obj, source, metadata, path=None):
         if not isinstance(name, str) or not name.strip():

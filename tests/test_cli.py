@@ -44,7 +44,7 @@ def test_list_shows_a_registered_plugin(capsys):
     try:
         assert main(["list", "algos", "--json"]) == 0
         rows = json.loads(capsys.readouterr().out)
-        assert {"name": "toy_cli", "source": "decorator", "description": "Fit y = w·x with SGD on freshly sampled batches."} in rows
+        assert {"name": "toy_cli", "source": "code", "description": "Fit y = w·x with SGD on freshly sampled batches."} in rows
     finally:
         algos.unregister("toy_cli")
 

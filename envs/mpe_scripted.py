@@ -1,0 +1,1 @@
+"""Scripted MPE policies (experts for the controlled teams, fixed opponents). Being written."""
