@@ -127,3 +127,11 @@ def make_policy(name: str, spec: EnvSpec, agents: Sequence[str], seed: int, env:
     if not isinstance(policy, BehaviourPolicy):
         raise UsageError(f"policy '{name}' returned {type(policy).__name__}, not a BehaviourPolicy")
     return policy
+
+
+# Multi-agent PPO trained with RLlib; Ray loads only when this policy is used.
+policies.register(
+    "trained",
+    "rlcf.envs.rllib_behaviour:TrainedPolicy",
+    help="multi-agent PPO trained with RLlib (rlcf train-behaviour); needs checkpoint=PATH",
+)

@@ -1,0 +1,1 @@
+"""Behaviour policies trained with RLlib multi-agent PPO. Being written."""
