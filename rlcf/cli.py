@@ -24,7 +24,6 @@ LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "datasets")
 # Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
 # feature is not in this version, instead of pretending to run.
 PENDING = {
-    "collect": "collecting multi-agent Minari datasets with Ray actors (issue: environment suites and datasets)",
     "eval": "evaluating checkpoints on suites (issue: CFCQL and offline-MARL baselines)",
     "launch": "submitting jobs to a Ray cluster (issue: Ray at scale)",
 }
@@ -74,6 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="YAML experiment file, or an algorithm name")
     p.add_argument("overrides", nargs="*", help="key=value overrides")
     p.add_argument("--fields", action="store_true", help="list every field with its type, default and help")
+
+    p = sub.add_parser(
+        "collect",
+        help="collect a multi-agent Minari dataset with Ray actors",
+        description="Examples: rlcf collect mpe-simple_spread --tier expert --episodes 1000 --actors 2 | "
+        "rlcf collect mpe-simple_tag --policy trained --policy-kwarg checkpoint=PATH --episodes 500",
+    )
+    p.add_argument("env", help="env id (see `rlcf list envs`)")
+    p.add_argument("--tier", help="random | medium | medium-replay | expert | mixed")
+    p.add_argument("--policy", help="behaviour policy for a custom dataset, or the expert a tier uses")
+    p.add_argument("--policy-kwarg", action="append", default=[], metavar="KEY=VALUE", help="policy argument")
+    p.add_argument("--epsilon", type=float, default=0.0, help="random-action probability for --policy")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--actors", type=int, default=1, help="Ray actors (0: no Ray, this process)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dataset-id", help="default: rlcf/<env>/<tier>-v<version>")
+    p.add_argument("--version", type=int, default=0)
+    p.add_argument("--no-references", action="store_true", help="skip ref_min_score/ref_max_score")
+    p.add_argument("--ref-episodes", type=int, default=100, help="episodes per reference return (>= 100)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of this id")
+
+    p = sub.add_parser("show", help="validate a dataset and print its statistics")
+    p.add_argument("dataset", help="dataset id (rlcf/<env>/<tier>-vN) or folder")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("demo", help="run the end-to-end quickstart on embedded defaults")
     p.add_argument("--out-dir", default="runs/demo", help="where the demo writes its runs and datasets")
@@ -183,6 +206,62 @@ def cmd_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _kwargs(items: Sequence[str]) -> dict[str, Any]:
+    from rlcf.config import parse_overrides
+
+    return {".".join(keys): value for keys, value in parse_overrides(items)}
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from rlcf.data.collect import collect_dataset
+
+    for name in ("episodes", "ref_episodes"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    result = collect_dataset(
+        args.env,
+        tier=args.tier,
+        policy=args.policy,
+        policy_kwargs=_kwargs(args.policy_kwarg),
+        epsilon=args.epsilon,
+        episodes=args.episodes,
+        actors=args.actors,
+        seed=args.seed,
+        dataset_id=args.dataset_id,
+        version=args.version,
+        references=not args.no_references,
+        ref_episodes=args.ref_episodes,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    stats = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.stats.items()}
+    print(json.dumps({"dataset_id": result.dataset_id, "path": str(result.path), "seconds": round(result.seconds, 2), **stats}))
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rlcf.data.marl import dataset_stats, load_marl_dataset
+
+    data = load_marl_dataset(args.dataset)
+    meta = data.metadata
+    stats = dataset_stats(data.episode_returns(), meta)
+    info = {
+        "dataset_id": data.dataset_id,
+        "env": data.env_id,
+        "agents": list(data.agents),
+        "action_type": data.action_type,
+        "steps": len(data),
+        **stats,
+        "behaviour": meta["rlcf"].get("behaviour"),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        rows = [(k, json.dumps(v) if isinstance(v, (dict, list)) else (round(v, 3) if isinstance(v, float) else v)) for k, v in info.items()]
+        _print_table(f"dataset {data.dataset_id}", ("field", "value"), rows)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rlcf.demo import run_demo
 
@@ -197,7 +276,14 @@ def cmd_pending(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "config": cmd_config, "demo": cmd_demo}
+COMMANDS = {
+    "list": cmd_list,
+    "train": cmd_train,
+    "config": cmd_config,
+    "collect": cmd_collect,
+    "show": cmd_show,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

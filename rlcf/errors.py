@@ -36,6 +36,10 @@ class UnknownNameError(UsageError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class CorruptDatasetError(UsageError):
+    """A dataset on disk is damaged, truncated or not an rlcf multi-agent dataset (refused, never half-read)."""
+
+
 class RegistrationError(RlcfError):
     """A different object was registered under a name that is already taken."""
 

@@ -15,4 +15,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="rlcf-test-minari-")
 if str(PLUGINS) not in sys.path:
     sys.path.insert(0, str(PLUGINS))
+# Ray workers started by the tests import the test plugins (e.g. a policy that crashes its actor) by path.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
 
