@@ -1,14 +1,18 @@
-"""Reward functions and the reward protocol (installed as ``rlcf.reward_fns``).
+"""Reward functions and the reward protocols (installed as ``rlcf.reward_fns``).
 
-A reward function is a plain callable, TRL-compatible::
+Two kinds live in :data:`rlcf.registry.rewards`:
 
-    def fn(completions: list, **columns) -> list[float | None]: ...
+- LLM rewards, plain callables with TRL's signature ``fn(completions, **columns) -> list[float | None]``:
+  one value per completion, ``None`` where the reward does not apply; they must accept ``**kwargs`` (TRL
+  passes every extra dataset column plus ``trainer_state``, ``log_extra``, ``log_metric``).
+- Env rewards (registered with ``kind="env"``), which relabel offline multi-agent data:
+  ``fn(episode: EpisodeView, **kwargs) -> {agent_id: rewards (T,)}`` — see :mod:`rlcf.reward_fns.env_rewards`.
 
-one value per completion, ``None`` where the reward does not apply. It must accept ``**kwargs``: TRL passes
-every extra dataset column plus its own keywords (``trainer_state``, ``log_extra``, ``log_metric``).
-Importing this package registers rlcf's built-in reward functions in :data:`rlcf.rewards`.
+Importing this package registers rlcf's built-in reward functions.
 """
 
+from rlcf.reward_fns import env_rewards  # noqa: F401  (registration side effects)
+from rlcf.reward_fns.env_rewards import EpisodeView
 from rlcf.reward_fns.protocol import RewardFn
 
-__all__ = ["RewardFn"]
+__all__ = ["EpisodeView", "RewardFn"]

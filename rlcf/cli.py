@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-episodes", type=int, default=100, help="episodes per reference return (>= 100)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of this id")
 
+    p = sub.add_parser("relabel", help="write a copy of a dataset with rewards from a registered env reward")
+    p.add_argument("dataset", help="source dataset id or folder")
+    p.add_argument("--reward", required=True, help="env reward name (see `rlcf list rewards`)")
+    p.add_argument("--dataset-id", help="default: <source name>-relabelled-v<N>")
+    p.add_argument("--overwrite", action="store_true")
+
     p = sub.add_parser("show", help="validate a dataset and print its statistics")
     p.add_argument("dataset", help="dataset id (rlcf/<env>/<tier>-vN) or folder")
     p.add_argument("--json", action="store_true")
@@ -239,6 +245,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_relabel(args: argparse.Namespace) -> int:
+    from rlcf.data.relabel import relabel_dataset
+
+    new_id = relabel_dataset(args.dataset, args.reward, args.dataset_id, overwrite=args.overwrite)
+    print(json.dumps({"dataset_id": new_id, "relabelled_from": args.dataset, "reward": args.reward}))
+    return EXIT_OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from rlcf.data.marl import dataset_stats, load_marl_dataset
 
@@ -282,6 +296,7 @@ COMMANDS = {
     "config": cmd_config,
     "collect": cmd_collect,
     "show": cmd_show,
+    "relabel": cmd_relabel,
     "demo": cmd_demo,
 }
 

@@ -197,3 +197,25 @@ def test_tiers_build_the_documented_plans():
     assert replay.behaviour(0)[2] == 1.0 and replay.behaviour(10)[2] == pytest.approx(spec.medium_epsilon)
     mixed = tier_plan(spec, "mixed", 10, 0)
     assert mixed.behaviour(4)[2] == spec.medium_epsilon and mixed.behaviour(5)[2] == 0.0
+
+
+def test_relabel_with_an_env_reward(store, capsys):
+    """simple_spread pays each agent 0.5·coverage + 0.5·collisions; the coverage relabel must explain it."""
+    source = collect_dataset("mpe-simple_spread", policy="random", episodes=3, actors=0, references=False)
+    assert main(["relabel", source.dataset_id, "--reward", "mpe-spread-coverage"]) == 0
+    new_id = json.loads(capsys.readouterr().out)["dataset_id"]
+    assert new_id == "rlcf/mpe-simple_spread/random-relabelled-v0"
+    old, new = load_marl_dataset(source.dataset_id), load_marl_dataset(new_id)
+    assert torch.equal(old.obs, new.obs) and torch.equal(old.actions, new.actions)
+    assert new.metadata["rlcf"]["relabelled_from"] == source.dataset_id
+    coverage = new.rewards.double()
+    twice_original = 2 * old.rewards.double()  # = coverage + collision penalty (<= 0)
+    assert torch.all(coverage >= twice_original - 1e-4)
+    no_collision = (old.agent_rewards.double() * 2 - coverage[:, None]).abs().max(dim=1).values < 1e-4
+    assert no_collision.float().mean() > 0.5, "most random steps have no collision and match exactly"
+    # per-agent shaping: each agent gets its own value
+    per_agent = main(["relabel", source.dataset_id, "--reward", "mpe-spread-nearest-landmark", "--dataset-id", "rlcf/mpe-simple_spread/near-v0"])
+    assert per_agent == 0
+    near = load_marl_dataset("rlcf/mpe-simple_spread/near-v0")
+    assert not torch.allclose(near.agent_rewards[:, 0], near.agent_rewards[:, 1])
+    assert main(["relabel", source.dataset_id, "--reward", "no-such-reward"]) == 2
