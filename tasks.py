@@ -27,7 +27,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".rlcf-setup"
 TORCH = "torch==2.13.0"
-EXTRAS = "all,dev"
+EXTRAS = "all,dev,mamujoco"
 
 
 def _say(msg: str) -> None:
@@ -96,8 +96,8 @@ def main(argv: list[str]) -> int:
     if task == "bench":
         scripts = sorted((ROOT / "bench").glob("bench_*.py"))
         return max((_run([str(PY), str(s), *rest]) for s in scripts), default=0)
-    frozen = subprocess.run([str(PY), "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True)
-    lines = [ln.replace("+cpu", "") for ln in frozen.stdout.splitlines() if ln and not ln.startswith("rlcf")]
+    frozen = subprocess.run([str(PY), "-m", "pip", "freeze", "--all", "--exclude-editable"], capture_output=True, text=True, check=True)
+    lines = [ln.replace("+cpu", "") for ln in frozen.stdout.splitlines() if ln and not ln.startswith(("rlcf", "#", "pip=="))]
     header = (ROOT / "constraints.txt").read_text().splitlines()[:2]
     (ROOT / "constraints.txt").write_text("\n".join(header + lines) + "\n")
     _say(f"wrote constraints.txt ({len(lines)} pins)")

@@ -14,7 +14,7 @@ from rlcf.registry import envs
 
 HALFCHEETAH_2X3 = EnvSpec(
     id="mamujoco-halfcheetah-2x3",
-    entry="gymnasium_robotics.mamujoco_v1:parallel_env",
+    entry="gymnasium_robotics:mamujoco_v1.parallel_env",
     version=1,
     episode_length=1000,
     action_type="continuous",

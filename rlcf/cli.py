@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the end-to-end quickstart on embedded defaults")
     p.add_argument("--out-dir", default="runs/demo", help="where the demo writes its runs and datasets")
+    p.add_argument("--episodes", type=int, default=1000, help="episodes per collected dataset")
 
     for name, what in PENDING.items():
         p = sub.add_parser(name, help=f"{what} [not in this version]")
@@ -279,7 +280,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rlcf.demo import run_demo
 
-    return run_demo(out_dir=args.out_dir)
+    return run_demo(out_dir=args.out_dir, episodes=args.episodes)
 
 
 def cmd_pending(args: argparse.Namespace) -> int:

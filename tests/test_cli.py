@@ -112,7 +112,13 @@ def test_console_script_exit_codes_in_a_real_process(toy_yaml):
     assert bad.returncode == 2 and "unknown algorithm 'nope'" in bad.stderr
 
 
-def test_demo_runs_and_says_what_it_ran(tmp_path, capsys):
-    assert main(["demo", "--out-dir", str(tmp_path)]) == 0
+@pytest.mark.ray
+def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)  # the demo keeps its datasets in its folder
+    assert main(["--quiet", "demo", "--out-dir", str(tmp_path), "--episodes", "10"]) == 0
     out = capsys.readouterr().out
-    assert "demo finished:" in out and "device 'auto' resolves to" in out
+    assert "device 'auto' resolves to" in out
+    assert "[1] RAN collect offline datasets" in out
+    assert "rlcf/mpe-simple_spread/expert-v0: 10 episodes, 250 steps" in out
+    assert (tmp_path / "datasets" / "rlcf" / "mpe-simple_spread" / "expert-v0").is_dir()
+    assert "SKIPPED train CFCQL" in out and "demo finished: 1 stage(s) ran, 3 skipped" in out
