@@ -332,6 +332,7 @@ class MarlDataset:
         state, next_state: ``[N, state_dim]`` or ``None``.
         action_mask, next_action_mask: ``[N, n_agents, n_actions]`` bool or ``None``.
         episode_starts: ``[E + 1]`` offsets of each episode's first transition (and ``N`` at the end).
+        action_low, action_high: ``[n_agents, act_dim]`` bounds of continuous actions (``None`` if discrete).
         metadata: the Minari metadata.
     """
 
@@ -354,6 +355,8 @@ class MarlDataset:
     obs_dims: tuple[int, ...]
     action_dims: tuple[int, ...]
     metadata: dict[str, Any]
+    action_low: Any = None
+    action_high: Any = None
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -487,10 +490,17 @@ def load_marl_dataset(source: str | os.PathLike[str], device: Any = "cpu") -> Ma
         actions_np = np.stack([np.concatenate(act_rows[a]).astype(np.int64).reshape(-1) for a in agents], 1)
         action_dims = tuple(int(ds.action_space[a].n) for a in agents)
         actions = torch.as_tensor(actions_np)
+        bounds = (None, None)
     else:
         flat = [np.concatenate(act_rows[a]).astype(np.float32).reshape(starts[-1], -1) for a in agents]
         action_dims = tuple(int(f.shape[1]) for f in flat)
         actions = torch.as_tensor(_pad(flat, max(action_dims)))
+        low = np.zeros((len(agents), max(action_dims)), dtype=np.float32)
+        high = np.ones((len(agents), max(action_dims)), dtype=np.float32)
+        for i, a in enumerate(agents):
+            low[i, : action_dims[i]] = np.asarray(ds.action_space[a].low, dtype=np.float32).reshape(-1)
+            high[i, : action_dims[i]] = np.asarray(ds.action_space[a].high, dtype=np.float32).reshape(-1)
+        bounds = (torch.as_tensor(low), torch.as_tensor(high))
 
     def cat(rows: list[np.ndarray]) -> Any:
         return torch.as_tensor(np.concatenate(rows)) if rows else None
@@ -520,6 +530,8 @@ def load_marl_dataset(source: str | os.PathLike[str], device: Any = "cpu") -> Ma
         obs_dims=obs_dims,
         action_dims=action_dims,
         metadata=meta,
+        action_low=bounds[0],
+        action_high=bounds[1],
     )
     return data.to(device) if str(device) != "cpu" else data
 

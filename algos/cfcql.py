@@ -1,0 +1,384 @@
+"""CFCQL: Counterfactual Conservative Q-Learning for offline multi-agent RL.
+
+Paper: Shao, Qu, Chen, Zhang, Ji, "Counterfactual Conservative Q Learning for Offline Multi-agent
+Reinforcement Learning", NeurIPS 2023, arXiv 2309.12696. Reference code: github.com/thu-rllab/CFCQL
+(``continuous/algorithms/maddpg_cc.py``, ``discrete/src/learners/cq_learner.py``), read, not copied.
+
+CQL applied to the joint action of n agents pushes down a logsumexp over joint actions; its penalty (and its
+safe-improvement gap) grows exponentially with n. CFCQL penalises one agent at a time: for agent i only a_i
+leaves the data (a_i ~ policy / uniform / every discrete action), the others keep their dataset actions a_{-i},
+and the n counterfactual terms are combined with weights λ_i (Σλ = 1) — Eq. 4 of the paper:
+
+    L = α·[Σ_i λ_i · E_{s~D, a_i~μ_i, a_{-i}~D} Q(s, a) − E_{(s,a)~D} Q(s, a)] + ½·E_D[(Q − B^π Q)²]
+
+Two variants, as in the reference code:
+- continuous: a centralised twin critic Q(s, a_1..a_n) (TD3), per-agent deterministic actors, the
+  logsumexp over sampled actions of agent i with importance weights (uniform samples, optionally policy
+  samples), and a counterfactual actor loss Q(s, π_i(o_i), a_{-i}^D).
+- discrete: per-agent Q networks mixed by QMIX into Q_tot, and an exact logsumexp over agent i's actions.
+
+λ_i (``lambda_mode``): "uniform" (1/n, the paper's τ = 0), "softmax" (softmax over agents of
+``lambda_temperature`` × a per-agent divergence between the current policy and an estimated behaviour policy,
+so agents that stray further from the data get more of the penalty), or "argmax" (one-hot, the reference's
+temperature-100 special case). Divergences: discrete, KL(μ_i ‖ β_i) with μ_i = softmax_j Q_tot(s, a^(i,j)) and
+β_i a behaviour-cloned policy; continuous, −log β_i(π_i(o_i) | s) with β_i a per-agent Gaussian behaviour model.
+
+Differences from the reference code (deliberate, documented):
+- Discrete: feed-forward per-agent Q networks on single transitions with a one-step double-Q target instead of a
+  GRU over episodes with TD(λ) (MPE/MaMuJoCo observations are Markov enough; SMAC is not among our tasks).
+- Continuous λ: the behaviour density is a per-agent Gaussian on the global state, trained alongside the
+  critic, instead of a joint-action VAE pre-trained for 1e5 steps (same role: estimate β_i(a_i | s); one model,
+  no pre-training phase, no GPU-only code).
+- Vectorised over agents and samples: one critic call evaluates every (agent, sample) counterfactual.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, OfflineMARLConfig, QMixer, from_unit, soft_update
+from rlcf.config import option, require
+from rlcf.registry import algos
+
+__all__ = [
+    "CFCQL",
+    "CFCQLConfig",
+    "counterfactual_joint_actions",
+    "counterfactual_lambda",
+    "counterfactual_penalty",
+    "discrete_counterfactual_q",
+]
+
+NEG_INF = -1e10
+
+
+# -- the defining lines ------------------------------------------------------------------------------------------
+
+
+def counterfactual_lambda(divergence: torch.Tensor, temperature: float, mode: str = "softmax") -> torch.Tensor:
+    """λ over agents (last dim) from per-agent divergences between policy and behaviour (paper §4.2, λ_i).
+
+    "uniform" gives 1/n (the paper's τ = 0); "softmax" gives softmax(τ·divergence) — the agent whose policy
+    deviates most from its behaviour policy gets the most weight; "argmax" puts all weight on that agent.
+    """
+    n = divergence.shape[-1]
+    if mode == "uniform" or temperature == 0.0:
+        return torch.full_like(divergence, 1.0 / n)
+    if mode == "argmax":
+        return F.one_hot(divergence.argmax(-1), n).to(divergence.dtype)
+    return torch.softmax(temperature * divergence, dim=-1)
+
+
+def counterfactual_penalty(lse: torch.Tensor, lam: torch.Tensor, q_data: torch.Tensor) -> torch.Tensor:
+    """``mean_b[Σ_i λ_i·LSE_i − Q(s, a^D)]`` — the bracket of Eq. 4 with per-agent logsumexp terms ``lse [B, n]``."""
+    return ((lam * lse).sum(-1) - q_data).mean()
+
+
+def counterfactual_joint_actions(data_actions: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Joint actions where only agent i's action is replaced (the counterfactual of CFCQL).
+
+    Args:
+        data_actions: ``[B, n, d]`` dataset actions.
+        candidates: ``[B, n, K, d]``: for each agent i, K candidate actions of agent i.
+
+    Returns:
+        ``[B, n, K, n, d]``: entry ``[b, i, k]`` is the dataset joint action with agent i's slot set to
+        ``candidates[b, i, k]``.
+    """
+    n = data_actions.shape[1]
+    eye = torch.eye(n, device=data_actions.device, dtype=data_actions.dtype)[None, :, None, :, None]  # [1, i, 1, k, 1]
+    return eye * candidates.unsqueeze(3) + (1 - eye) * data_actions[:, None, None, :, :]
+
+
+def discrete_counterfactual_q(agent_q: torch.Tensor, actions: torch.Tensor, state: torch.Tensor, mixer: Any) -> torch.Tensor:
+    """``Q_tot(s, a^(i,j))`` for every agent i and action j, the others at their dataset actions.
+
+    Args:
+        agent_q: ``[B, n, A]`` per-agent action values.
+        actions: ``[B, n]`` dataset actions.
+        state: ``[B, S]`` global state.
+        mixer: ``mixer(q [..., n], state [..., S]) -> [...]`` (QMIX, or a sum for tests).
+
+    Returns:
+        ``[B, n, A]``.
+    """
+    B, n, A = agent_q.shape
+    chosen = agent_q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B, n]
+    eye = torch.eye(n, device=agent_q.device, dtype=agent_q.dtype)[None, :, None, :]  # [1, i, 1, k]
+    joint = eye * agent_q.unsqueeze(-1) + (1 - eye) * chosen[:, None, None, :]  # [B, i, j, k]
+    return mixer(joint, state[:, None, None, :].expand(B, n, A, state.shape[-1]))
+
+
+# -- config ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CFCQLConfig(OfflineMARLConfig):
+    """CFCQL hyperparameters; defaults are the reference code's MPE settings unless noted."""
+
+    cql_alpha: float = option(5.0, "α, weight of the conservative term (reference MPE: 0.5–5 by dataset).")
+    lambda_mode: Literal["uniform", "softmax", "argmax"] = option(
+        "softmax", "How λ_i combines the per-agent terms: uniform (τ=0), softmax over divergences, or argmax."
+    )
+    lambda_temperature: float = option(1.0, "τ of the λ softmax (reference: per dataset; 0 = uniform).")
+    num_sampled_actions: int = option(10, "Continuous: samples of agent i's action per source in the logsumexp.")
+    sample_sources: Literal["uniform", "uniform+policy"] = option(
+        "uniform", "Continuous: where the logsumexp samples come from (reference: uniform on MPE, +policy on MaMuJoCo)."
+    )
+    policy_sample_noise: float = option(0.2, "Continuous: std of the Gaussian noise on policy samples.")
+    lse_temperature: float = option(1.0, "Continuous: temperature of the sampled logsumexp.")
+    target_noise: float = option(0.05, "Continuous: std of the target-policy smoothing noise.")
+    actor_lr: float = option(1e-3, "Continuous: actor Adam learning rate (reference MPE: 1e-3; 1e-2 on spread).")
+    critic_lr: float = option(1e-3, "Critic / agent-Q Adam learning rate.")
+    behaviour_lr: float = option(1e-3, "Learning rate of the behaviour model used for λ.")
+    tau: float = option(0.01, "Continuous: soft target update rate.")
+    actor_every: int = option(5, "Continuous: critic updates per actor update (reference ca_ratio 5).")
+    action_reg: float = option(1e-3, "Continuous: weight of the actor's action-magnitude regulariser.")
+    critic_grad_clip: float = option(0.5, "Gradient-norm clip of critic and actors (reference: 0.5; discrete: 10).")
+    mixer_embed: int = option(32, "Discrete: QMIX mixing embedding size.")
+    hypernet_embed: int = option(64, "Discrete: QMIX hypernetwork hidden size.")
+    target_update_every: int = option(25, "Discrete: hard target-network copy every this many updates (reference ≈ 25).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.cql_alpha >= 0, "cql_alpha", f"must be >= 0, got {self.cql_alpha}")
+        require(self.lambda_temperature >= 0, "lambda_temperature", f"must be >= 0, got {self.lambda_temperature}")
+        require(self.num_sampled_actions >= 1, "num_sampled_actions", f"must be >= 1, got {self.num_sampled_actions}")
+        require(self.lse_temperature > 0, "lse_temperature", f"must be > 0, got {self.lse_temperature}")
+        require(self.actor_every >= 1, "actor_every", f"must be >= 1, got {self.actor_every}")
+        require(0 < self.tau <= 1, "tau", f"must be in (0, 1], got {self.tau}")
+        require(self.target_update_every >= 1, "target_update_every", f"must be >= 1, got {self.target_update_every}")
+        for name in ("actor_lr", "critic_lr", "behaviour_lr"):
+            require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+
+
+# -- algorithm ---------------------------------------------------------------------------------------------------
+
+
+@algos.register("cfcql", help="Counterfactual Conservative Q-Learning (Shao et al., NeurIPS 2023), discrete and continuous")
+class CFCQL(OfflineMARLAlgorithm):
+    """CFCQL for discrete (QMIX) and continuous (centralised TD3 critic) actions; see the module docstring."""
+
+    Config = CFCQLConfig
+
+    def __init__(self, config: CFCQLConfig, run_config: Any, device: Any):
+        super().__init__(config, run_config, device)
+        torch.manual_seed(run_config.seed)
+        c, n, h = config, self.n, tuple(config.hidden)
+        if self.discrete:
+            A = self.act_dim
+            self.agent_q = AgentMLP(n, self.obs_dim, A, h).to(device)
+            self.mixer = QMixer(n, self.state_dim, c.mixer_embed, c.hypernet_embed).to(device)
+            self.target_agent_q, self.target_mixer = copy.deepcopy(self.agent_q), copy.deepcopy(self.mixer)
+            self.q_opt = torch.optim.Adam([*self.agent_q.parameters(), *self.mixer.parameters()], lr=c.critic_lr)
+            self.behaviour = AgentMLP(n, self.obs_dim, A, h).to(device)  # β_i(a_i | o_i), logits
+        else:
+            d = self.act_dim
+            self.actor = AgentMLP(n, self.obs_dim, d, h, out_scale=3e-3).to(device)
+            self.critic = AgentMLP(2, self.state_dim + n * d, 1, h).to(device)  # twin heads in one batched MLP
+            self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
+            self.behaviour = AgentMLP(n, self.state_dim, 2 * d, h).to(device)  # β_i(a_i | s): mean, log-std
+        self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=c.behaviour_lr)
+        self.updates = 0
+
+    # -- shared helpers ------------------------------------------------------------------------------------------
+
+    def valid_actions(self) -> torch.Tensor:
+        """``[n, A]`` True where agent i has action j (agents with fewer actions are padded)."""
+        return self.action_valid
+
+    def critic_values(self, state: torch.Tensor, joint: torch.Tensor, critic: Any = None) -> torch.Tensor:
+        """Twin critic values ``[..., 2]`` of ``state [..., S]`` and joint actions ``[..., n, d]``."""
+        critic = critic or self.critic
+        x = torch.cat([state, joint.flatten(-2)], dim=-1)
+        return critic(x.unsqueeze(-2).expand(*x.shape[:-1], 2, x.shape[-1])).squeeze(-1)
+
+    def policy(self, obs: torch.Tensor, actor: Any = None) -> torch.Tensor:
+        """Deterministic actions in [-1, 1], padded components zeroed."""
+        return torch.tanh((actor or self.actor)(obs)) * self.action_valid
+
+    def behaviour_log_prob(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Continuous: ``log β_i(a_i | s)`` per agent ``[B, n]`` under the Gaussian behaviour model."""
+        out = self.behaviour(state.unsqueeze(-2).expand(*state.shape[:-1], self.n, state.shape[-1]))
+        mean, log_std = torch.tanh(out[..., : self.act_dim]), out[..., self.act_dim :].clamp(-5.0, 1.0)
+        logp = -0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+        return (logp * self.action_valid).sum(-1)
+
+    # -- the conservative term ------------------------------------------------------------------------------------
+
+    def continuous_penalty(self, batch: dict[str, torch.Tensor], q_data: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """``Σ_k counterfactual_penalty`` over both critic heads (MPE/MaMuJoCo branches of the reference)."""
+        c, s, a = self.config, batch["state"], batch["actions"]
+        B, n, d, N = a.shape[0], self.n, self.act_dim, c.num_sampled_actions
+        valid = self.action_valid
+        dims = valid.sum(-1).to(a.dtype)  # [n]
+        # Uniform samples of agent i's action; density of U[-1, 1]^{d_i} is 2^{-d_i}.
+        uniform = (torch.rand(B, n, N, d, device=a.device, generator=self.gen) * 2 - 1) * valid[None, :, None, :]
+        samples, logp = [uniform], [(-dims * math.log(2.0))[None, :, None].expand(B, n, N)]
+        if c.sample_sources == "uniform+policy":
+            with torch.no_grad():
+                pi = self.policy(batch["obs"])  # [B, n, d]
+                noise = torch.randn(B, n, N, d, device=a.device, generator=self.gen) * c.policy_sample_noise
+                noisy = (pi.unsqueeze(2) + noise).clamp(-1, 1) * valid[None, :, None, :]
+                gauss = (-0.5 * (noise / c.policy_sample_noise) ** 2 - math.log(c.policy_sample_noise) - 0.5 * math.log(2 * math.pi))
+                samples.append(noisy)
+                logp.append((gauss * valid[None, :, None, :]).sum(-1))
+        cand, logp_all = torch.cat(samples, 2), torch.cat(logp, 2)  # [B, n, K, d], [B, n, K]
+        joint = counterfactual_joint_actions(a, cand)  # [B, n, K, n, d]
+        K = cand.shape[2]
+        q_cf = self.critic_values(s[:, None, None, :].expand(B, n, K, s.shape[-1]), joint)  # [B, n, K, 2]
+        t = c.lse_temperature
+        lse = t * torch.logsumexp((q_cf - logp_all.unsqueeze(-1)) / t, dim=2) - t * math.log(K)  # [B, n, 2]
+        lam, info = self.lambda_weights(batch)
+        penalty = sum(counterfactual_penalty(lse[..., k], lam, q_data[..., k]) for k in range(2))
+        return penalty, info
+
+    def discrete_penalty(self, batch: dict[str, torch.Tensor], agent_q: torch.Tensor, q_tot: torch.Tensor):
+        q_cf = discrete_counterfactual_q(agent_q, batch["actions"], batch["state"], self.mixer)
+        q_cf = q_cf.masked_fill(~self.action_valid[None], NEG_INF)
+        lse = torch.logsumexp(q_cf, dim=-1)  # [B, n]
+        lam, info = self.lambda_weights(batch, q_cf=q_cf)
+        return counterfactual_penalty(lse, lam, q_tot), info
+
+    def lambda_weights(self, batch: dict[str, torch.Tensor], q_cf: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """λ ``[B, n]`` (detached) and the mean divergence per agent for logging."""
+        c = self.config
+        B = batch["obs"].shape[0]
+        if c.lambda_mode == "uniform" or c.lambda_temperature == 0.0:
+            return torch.full((B, self.n), 1.0 / self.n, device=self.device), {}
+        with torch.no_grad():
+            if self.discrete:
+                assert q_cf is not None
+                log_mu = torch.log_softmax(q_cf, dim=-1)  # μ_i: Boltzmann policy implied by Q_tot for agent i
+                log_beta = torch.log_softmax(self.behaviour(batch["obs"]).masked_fill(~self.action_valid[None], NEG_INF), -1)
+                mu = log_mu.exp() * self.action_valid
+                divergence = (mu * (log_mu - log_beta)).nan_to_num(0.0).sum(-1)  # KL(μ_i ‖ β_i)
+            else:
+                divergence = -self.behaviour_log_prob(batch["state"], self.policy(batch["obs"]))
+            lam = counterfactual_lambda(divergence, c.lambda_temperature, c.lambda_mode)
+        info = {f"train/lambda_{i}": float(v) for i, v in enumerate(lam.mean(0).tolist())}
+        return lam, info
+
+    def behaviour_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One maximum-likelihood step of the behaviour model (only needed for softmax/argmax λ)."""
+        if self.discrete:
+            logits = self.behaviour(batch["obs"]).masked_fill(~self.action_valid[None], NEG_INF)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten())
+        else:
+            loss = -self.behaviour_log_prob(batch["state"], batch["actions"]).mean()
+        self.behaviour_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.behaviour_opt.step()
+        return float(loss)
+
+    # -- update steps ---------------------------------------------------------------------------------------------
+
+    def train_step(self, step: int) -> dict[str, float]:
+        batch = self.sample()
+        metrics: dict[str, float] = {}
+        if self.config.lambda_mode != "uniform" and self.config.lambda_temperature > 0:
+            metrics["losses/behaviour_nll"] = self.behaviour_step(batch)
+        metrics.update(self.discrete_update(batch) if self.discrete else self.continuous_update(batch, step))
+        self.updates += 1
+        return metrics
+
+    def discrete_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        c = self.config
+        valid = self.action_valid[None]
+        with torch.no_grad():
+            next_q = self.agent_q(batch["next_obs"]).masked_fill(~valid, NEG_INF)
+            greedy = next_q.argmax(-1, keepdim=True)  # double Q: online argmax, target value
+            target_q = self.target_agent_q(batch["next_obs"]).gather(-1, greedy).squeeze(-1)
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.target_mixer(target_q, batch["next_state"])
+        agent_q = self.agent_q(batch["obs"])
+        q_tot = self.mixer(agent_q.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1), batch["state"])
+        td = 0.5 * ((q_tot - y) ** 2).mean()
+        penalty, info = self.conservative_term(batch, agent_q=agent_q, q_tot=q_tot)
+        loss = td + c.cql_alpha * penalty
+        self.q_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([*self.agent_q.parameters(), *self.mixer.parameters()], 10.0)
+        self.q_opt.step()
+        if (self.updates + 1) % c.target_update_every == 0:
+            self.target_agent_q.load_state_dict(self.agent_q.state_dict())
+            self.target_mixer.load_state_dict(self.mixer.state_dict())
+        return {"losses/td": float(td), "losses/cql": float(penalty), "train/q_data": float(q_tot.mean()), **info}
+
+    def conservative_term(self, batch, agent_q=None, q_tot=None, q_data=None):
+        """The conservative penalty (CFCQL's counterfactual term); baselines override this one method."""
+        if self.discrete:
+            return self.discrete_penalty(batch, agent_q, q_tot)
+        return self.continuous_penalty(batch, q_data)
+
+    def continuous_update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        c = self.config
+        s, a = batch["state"], batch["actions"]
+        with torch.no_grad():
+            noise = torch.randn(a.shape, device=a.device, generator=self.gen) * c.target_noise
+            next_a = ((self.policy(batch["next_obs"], self.target_actor) + noise).clamp(-1, 1)) * self.action_valid
+            next_q = self.critic_values(batch["next_state"], next_a, self.target_critic).min(-1).values
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * next_q
+        q_data = self.critic_values(s, a)  # [B, 2]
+        td = ((q_data - y.unsqueeze(-1)) ** 2).mean(0).sum()
+        penalty, info = self.conservative_term(batch, q_data=q_data)
+        loss = td + c.cql_alpha * penalty
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.critic.parameters(), c.critic_grad_clip)
+        self.critic_opt.step()
+        metrics = {"losses/td": float(td), "losses/cql": float(penalty), "train/q_data": float(q_data.mean()), **info}
+        if step % c.actor_every == 0:
+            metrics["losses/actor"] = self.actor_step(batch)
+            soft_update(self.target_critic, self.critic, c.tau)
+            soft_update(self.target_actor, self.actor, c.tau)
+        return metrics
+
+    def actor_loss(self, batch: dict[str, torch.Tensor], pi: torch.Tensor) -> torch.Tensor:
+        """Counterfactual actor loss: agent i's policy action with the others' dataset actions (reference cf_pol)."""
+        joint = counterfactual_joint_actions(batch["actions"], pi.unsqueeze(2)).squeeze(2)  # [B, n, n, d]
+        n = self.n
+        q = self.critic_values(batch["state"][:, None, :].expand(-1, n, -1), joint)[..., 0]  # [B, n]
+        return -q.mean() + self.config.action_reg * (pi**2).mean()
+
+    def actor_step(self, batch: dict[str, torch.Tensor]) -> float:
+        pi = self.policy(batch["obs"])
+        loss = self.actor_loss(batch, pi)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.critic_grad_clip)
+        self.actor_opt.step()
+        return float(loss)
+
+    # -- acting and state -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Greedy team action for ``obs [n, obs_dim]``: indices (discrete) or env-unit actions (continuous)."""
+        if self.discrete:
+            return self.agent_q(obs).masked_fill(~self.action_valid, NEG_INF).argmax(-1)
+        unit = self.policy(obs)
+        return from_unit(unit, self.data.action_low, self.data.action_high).clamp(self.data.action_low, self.data.action_high)
+
+    def modules(self) -> dict[str, Any]:
+        if self.discrete:
+            names = ("agent_q", "mixer", "target_agent_q", "target_mixer", "q_opt", "behaviour", "behaviour_opt")
+        else:
+            names = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt", "behaviour", "behaviour_opt")
+        return {name: getattr(self, name) for name in names}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{k: m.state_dict() for k, m in self.modules().items()}, "updates": self.updates, **self.sampler_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state[k])
+        self.updates = int(state["updates"])
+        self.load_sampler_state(state)
