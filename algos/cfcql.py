@@ -53,6 +53,7 @@ __all__ = [
     "counterfactual_lambda",
     "counterfactual_penalty",
     "discrete_counterfactual_q",
+    "discrete_divergence",
 ]
 
 NEG_INF = -1e10
@@ -73,6 +74,15 @@ def counterfactual_lambda(divergence: torch.Tensor, temperature: float, mode: st
     if mode == "argmax":
         return F.one_hot(divergence.argmax(-1), n).to(divergence.dtype)
     return torch.softmax(temperature * divergence, dim=-1)
+
+
+def discrete_divergence(q_cf: torch.Tensor, behaviour_logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """KL(μ_i ‖ β_i) per agent ``[B, n]``: μ_i = softmax_j Q_tot(s, a^(i,j)) is the Boltzmann policy the
+    counterfactual values imply for agent i, β_i the estimated behaviour policy (reference ``moderate_lambda``)."""
+    log_mu = torch.log_softmax(q_cf.masked_fill(~valid, NEG_INF), dim=-1)
+    log_beta = torch.log_softmax(behaviour_logits.masked_fill(~valid, NEG_INF), dim=-1)
+    mu = log_mu.exp() * valid
+    return (mu * (log_mu - log_beta)).nan_to_num(0.0).sum(-1)
 
 
 def counterfactual_penalty(lse: torch.Tensor, lam: torch.Tensor, q_data: torch.Tensor) -> torch.Tensor:
@@ -257,10 +267,7 @@ class CFCQL(OfflineMARLAlgorithm):
         with torch.no_grad():
             if self.discrete:
                 assert q_cf is not None
-                log_mu = torch.log_softmax(q_cf, dim=-1)  # μ_i: Boltzmann policy implied by Q_tot for agent i
-                log_beta = torch.log_softmax(self.behaviour(batch["obs"]).masked_fill(~self.action_valid[None], NEG_INF), -1)
-                mu = log_mu.exp() * self.action_valid
-                divergence = (mu * (log_mu - log_beta)).nan_to_num(0.0).sum(-1)  # KL(μ_i ‖ β_i)
+                divergence = discrete_divergence(q_cf, self.behaviour(batch["obs"]), self.action_valid[None])
             else:
                 divergence = -self.behaviour_log_prob(batch["state"], self.policy(batch["obs"]))
             lam = counterfactual_lambda(divergence, c.lambda_temperature, c.lambda_mode)
