@@ -3,7 +3,7 @@
 - ``simple_spread`` (cooperative navigation): 3 agents cover 3 landmarks; every agent is controlled.
 - ``simple_tag`` (predator-prey): 3 slower predators chase 1 faster prey among 2 obstacles. The controlled
   team is the predators; the prey is part of the environment, driven by the fixed scripted policy
-  ``mpe-tag-prey`` (flee from the nearest predator, pulled back towards the centre).
+  ``mpe-tag-prey`` (flee the predators, weighted by inverse square distance, pulled back towards the centre).
 - ``simple_world_comm``: 4 adversaries (one leader who can speak) chase 2 good agents among forests and food.
   The controlled team is the adversaries; the good agents follow the fixed scripted policy ``mpe-world-good``
   (go for the nearest food, flee a nearby adversary).
