@@ -194,6 +194,7 @@ class OfflineMARLAlgorithm(StepAlgorithm):
             ref_min=meta.get("ref_min_score"),
             ref_max=meta.get("ref_max_score"),
         )
+        self.last_eval = result  # the full per-episode result, for reports
         key = f"eval/{spec.id}/{self.data.dataset_id.rsplit('/', 1)[-1]}"
         out = {f"{key}/return": result.mean_return}
         if result.normalized_score is not None:

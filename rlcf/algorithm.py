@@ -88,6 +88,7 @@ class StepAlgorithm(Algorithm):
         device = resolve_device(rc.device)
         seed_everything(rc.seed)
         algo = cls(experiment.config, rc, device)
+        run.algorithm = algo  # programmatic callers (notebooks, benchmarks) can inspect the trained algorithm
         start = 0
         if resume:
             ckpt = run.load_checkpoint(map_location=device)

@@ -66,6 +66,7 @@ class Run:
         self.checkpoint_dir = self.path / "checkpoints"
         self._metrics_fh = None
         self._tb = None
+        self.algorithm: Any = None  # set by the training loop to the algorithm it trains
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
