@@ -50,9 +50,27 @@ _TASKS = {
     ),
 }
 
-# Measured by bench/bench_mpe_policies.py (100 episodes, seeds 0..99); None until measured.
-REFERENCE_RETURNS: dict[str, tuple[float | None, float | None]] = {}
-MEDIUM_EPSILON: dict[str, float] = {}
+# Measured by bench/bench_mpe_policies.py on 2026-11-28: mean team return of `random` and of the scripted expert
+# over 100 episodes from the reference seed (rlcf.data.collect.REFERENCE_SEED). Datasets store their own
+# references, measured the same way at collection time; these serve evaluation without a dataset.
+REFERENCE_RETURNS: dict[str, tuple[float, float]] = {
+    "mpe-simple_spread": (-24.36, -5.416),
+    "mpe-simple_spread-discrete": (-25.377, -7.058),
+    "mpe-simple_tag": (1.0, 35.6),
+    "mpe-simple_tag-discrete": (1.8, 31.5),
+    "mpe-simple_world_comm": (0.432, 37.317),
+    "mpe-simple_world_comm-discrete": (0.454, 31.315),
+}
+# Random-action probability at which the noisy expert scores closest to 50 normalized (grid 0.1..0.8, 50
+# episodes per point; measured normalized scores 47.6, 49.2, 47.4, 54.5, 53.7, 51.1 in the order below).
+MEDIUM_EPSILON: dict[str, float] = {
+    "mpe-simple_spread": 0.7,
+    "mpe-simple_spread-discrete": 0.6,
+    "mpe-simple_tag": 0.4,
+    "mpe-simple_tag-discrete": 0.3,
+    "mpe-simple_world_comm": 0.5,
+    "mpe-simple_world_comm-discrete": 0.4,
+}
 
 
 def _spec(task: str, action_type: str) -> EnvSpec:
