@@ -40,9 +40,6 @@ def mean_return(spec, behaviour, episodes, seed, actors):
 
 
 def main() -> None:
-    from dataclasses import replace
-
-    from rlcf.data.episodes import BehaviourPlan
     from rlcf.registry import envs, suites
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,14 +50,27 @@ def main() -> None:
     parser.add_argument("--tier-episodes", type=int, default=50)
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--skip-tiers", action="store_true")
+    parser.add_argument("--tiers-only", action="store_true", help="use the specs' stored references and epsilons")
     args = parser.parse_args()
 
-    from rlcf.data.collect import REFERENCE_SEED, collect_dataset
     from rlcf.runtime.cluster import ensure_ray
 
     ensure_ray()
     os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="rlcf-bench-")
     refs, calib = {}, {}
+    if args.tiers_only:
+        calib = {env_id: envs.get(env_id).medium_epsilon for env_id in args.envs.split(",")}
+    else:
+        calibrate(args, envs, refs, calib)
+    if args.skip_tiers:
+        return
+    tier_table(args, envs, calib)
+
+
+def calibrate(args, envs, refs, calib) -> None:
+    from rlcf.data.collect import REFERENCE_SEED
+    from rlcf.data.episodes import BehaviourPlan
+
     print(f"Reference returns: mean ± std team return over {args.ref_episodes} episodes (seed {REFERENCE_SEED})")
     print(f"{'env':34s} {'random':>18s} {'expert':>18s} {'medium eps':>10s} {'medium norm':>11s} {'s':>6s}")
     for env_id in args.envs.split(","):
@@ -82,8 +92,12 @@ def main() -> None:
         )
     print("\nREFERENCE_RETURNS =", {k: (round(a, 3), round(b, 3)) for k, (a, b) in refs.items()})
     print("MEDIUM_EPSILON =", calib)
-    if args.skip_tiers:
-        return
+
+
+def tier_table(args, envs, calib) -> None:
+    from dataclasses import replace
+
+    from rlcf.data.collect import collect_dataset
 
     print(f"\nTier datasets ({args.tier_episodes} episodes each, written with rlcf collect and read back)")
     print(f"{'dataset':52s} {'return mean ± std':>20s} {'min':>8s} {'max':>8s} {'normalized':>10s}")

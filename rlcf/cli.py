@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset id (rlcf/<env>/<tier>-vN) or folder")
     p.add_argument("--json", action="store_true")
 
+    from rlcf.envs.rllib_behaviour import add_train_behaviour_parser
+
+    add_train_behaviour_parser(sub)
+
     p = sub.add_parser("demo", help="run the end-to-end quickstart on embedded defaults")
     p.add_argument("--out-dir", default="runs/demo", help="where the demo writes its runs and datasets")
     p.add_argument("--episodes", type=int, default=1000, help="episodes per collected dataset")
@@ -277,6 +281,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_train_behaviour(args: argparse.Namespace) -> int:
+    from rlcf.envs.rllib_behaviour import cmd_train_behaviour as run
+
+    return run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from rlcf.demo import run_demo
 
@@ -298,6 +308,7 @@ COMMANDS = {
     "collect": cmd_collect,
     "show": cmd_show,
     "relabel": cmd_relabel,
+    "train-behaviour": cmd_train_behaviour,
     "demo": cmd_demo,
 }
 

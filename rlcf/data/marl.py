@@ -162,7 +162,6 @@ def write_marl_dataset(
     """
     import minari
     from minari.namespace import create_namespace, list_local_namespaces
-    from minari.storage import get_dataset_path  # noqa: F401  (documents the path convention we rely on)
 
     _check_id(dataset_id)
     if not episodes:
