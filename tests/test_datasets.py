@@ -219,3 +219,17 @@ def test_relabel_with_an_env_reward(store, capsys):
     near = load_marl_dataset("rlcf/mpe-simple_spread/near-v0")
     assert not torch.allclose(near.agent_rewards[:, 0], near.agent_rewards[:, 1])
     assert main(["relabel", source.dataset_id, "--reward", "no-such-reward"]) == 2
+
+
+def test_tier_with_a_missing_behaviour_checkpoint_is_refused(store, tmp_path):
+    missing = tmp_path / "no-such-checkpoint"
+    with pytest.raises(UsageError, match="no-such-checkpoint") as info:
+        collect_dataset(
+            "mpe-simple_spread", tier="expert", policy="trained", policy_kwargs={"checkpoint": str(missing)},
+            episodes=2, actors=0, references=False,
+        )
+    assert "rlcf train-behaviour" in str(info.value)
+    assert minari.list_local_datasets() == {}, "nothing half-written"
+    spec = envs.get("mamujoco-halfcheetah-2x3")
+    with pytest.raises(UsageError, match="has no scripted expert"):
+        tier_plan(spec, "expert", 2, 0)
