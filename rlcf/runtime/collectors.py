@@ -1,7 +1,7 @@
 """Collect multi-agent episodes with Ray actors (or in this process).
 
-Each actor holds its own env copy and rolls out the episodes the driver hands it, one index at a time, a few
-in flight per actor. Episodes are pure functions of ``(plan, index)``, so the driver can hand any index to any
+Each actor holds its own env copy and rolls out the episodes the driver hands it, a few indices per call and
+a few calls in flight per actor. Episodes are pure functions of ``(plan, index)``, so the driver can hand any index to any
 actor: the data do not depend on the number of actors, and when an actor dies only its unfinished episodes
 are re-run, on a replacement actor, with identical results.
 """
@@ -47,6 +47,9 @@ class EpisodeWorker:
         policy, epsilon = self._policy(index)
         return rollout_episode(self.env, policy, index, self.plan.seed_of(index), epsilon)
 
+    def run_many(self, indices: list[int]) -> list[MultiAgentEpisode]:
+        return [self.run(i) for i in indices]
+
     def ping(self) -> bool:
         return True
 
@@ -62,6 +65,7 @@ def collect_episodes(
     spec: Any = None,
     actors: int = 1,
     in_flight: int = 2,
+    episodes_per_task: int = 4,
     max_actor_restarts: int = 3,
     progress: bool = True,
     actor_options: dict[str, Any] | None = None,
@@ -73,7 +77,9 @@ def collect_episodes(
         spec: the env spec (default: ``plan.env_id`` looked up in the registry). The spec object travels to
             the actors, so user envs registered only in this process work too.
         actors: number of Ray actors; ``0`` runs in this process without Ray.
-        in_flight: episodes queued per actor (hides the driver's round trip).
+        in_flight: tasks queued per actor (hides the driver's round trip).
+        episodes_per_task: episodes per actor call; larger amortises Ray's per-call cost, smaller bounds the
+            work a dead actor takes with it (its unfinished task, re-run elsewhere with identical results).
         max_actor_restarts: how many dead actors may be replaced before the collection fails.
         progress: show a progress bar with episodes/s and steps/s.
         actor_options: extra ``.options(...)`` for the actors (e.g. ``runtime_env``).
@@ -106,11 +112,13 @@ def collect_episodes(
             for i in range(n):
                 record(worker.run(i))
         else:
-            _collect_with_ray(spec, plan, actors, in_flight, max_actor_restarts, actor_options or {}, record)
+            _collect_with_ray(
+                spec, plan, actors, in_flight, max(1, episodes_per_task), max_actor_restarts, actor_options or {}, record
+            )
     return [results[i] for i in range(n)]
 
 
-def _collect_with_ray(spec, plan, actors, in_flight, max_restarts, actor_options, record) -> None:
+def _collect_with_ray(spec, plan, actors, in_flight, per_task, max_restarts, actor_options, record) -> None:
     import ray
     from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
@@ -125,30 +133,31 @@ def _collect_with_ray(spec, plan, actors, in_flight, max_restarts, actor_options
 
     live: dict[int, Any] = {k: new_actor() for k in range(actors)}
     pending = deque(range(plan.episodes))
-    flying: dict[Any, tuple[int, int]] = {}  # object ref -> (actor key, episode index)
+    flying: dict[Any, tuple[int, list[int]]] = {}  # object ref -> (actor key, episode indices)
     restarts, next_key = 0, actors
     try:
         while pending or flying:
             for key, actor in list(live.items()):
                 while pending and sum(1 for a, _ in flying.values() if a == key) < in_flight:
-                    index = pending.popleft()
-                    flying[actor.run.remote(index)] = (key, index)
+                    indices = [pending.popleft() for _ in range(min(per_task, len(pending)))]
+                    flying[actor.run_many.remote(indices)] = (key, indices)
             done, _ = ray.wait(list(flying), num_returns=1)
             ref = done[0]
-            key, index = flying.pop(ref)
+            key, indices = flying.pop(ref)
             try:
-                record(ray.get(ref))
+                for episode in ray.get(ref):
+                    record(episode)
             except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
                 if key not in live:
-                    pending.appendleft(index)  # another in-flight episode of an actor already replaced
+                    pending.extendleft(reversed(indices))  # another task of an actor already replaced
                     continue
                 restarts += 1
-                lost = [i for r, (k, i) in list(flying.items()) if k == key]
+                lost = sorted([*indices, *(i for r, (k, idx) in flying.items() if k == key for i in idx)])
                 for r in [r for r, (k, _) in flying.items() if k == key]:
                     flying.pop(r)
-                pending.extendleft(sorted([index, *lost], reverse=True))
+                pending.extendleft(reversed(lost))
                 del live[key]
-                log.warning("collector actor died (%s); re-running episodes %s", type(exc).__name__, sorted([index, *lost]))
+                log.warning("collector actor died (%s); re-running episodes %s", type(exc).__name__, lost)
                 if restarts > max_restarts:
                     raise RlcfError(
                         f"{restarts} collector actors died (max_actor_restarts={max_restarts}); last error: {exc}"
