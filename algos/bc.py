@@ -59,10 +59,5 @@ class BC(OfflineMARLAlgorithm):
             return out.masked_fill(~self.action_valid, NEG_INF).argmax(-1)
         return from_unit(torch.tanh(out) * self.action_valid, self.data.action_low, self.data.action_high)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy_net.state_dict(), "opt": self.opt.state_dict(), **self.sampler_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy_net.load_state_dict(state["policy"])
-        self.opt.load_state_dict(state["opt"])
-        self.load_sampler_state(state)
+    def stateful(self) -> dict[str, Any]:
+        return {"policy": self.policy_net, "opt": self.opt}

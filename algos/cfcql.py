@@ -197,7 +197,6 @@ class CFCQL(OfflineMARLAlgorithm):
             self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
             self.behaviour = AgentMLP(n, self.state_dim, 2 * d, h).to(device)  # β_i(a_i | s): mean, log-std
         self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=c.behaviour_lr)
-        self.updates = 0
 
     # -- shared helpers ------------------------------------------------------------------------------------------
 
@@ -374,18 +373,9 @@ class CFCQL(OfflineMARLAlgorithm):
         unit = self.policy(obs)
         return from_unit(unit, self.data.action_low, self.data.action_high).clamp(self.data.action_low, self.data.action_high)
 
-    def modules(self) -> dict[str, Any]:
+    def stateful(self) -> dict[str, Any]:
         if self.discrete:
             names = ("agent_q", "mixer", "target_agent_q", "target_mixer", "q_opt", "behaviour", "behaviour_opt")
         else:
             names = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "critic_opt", "behaviour", "behaviour_opt")
         return {name: getattr(self, name) for name in names}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**{k: m.state_dict() for k, m in self.modules().items()}, "updates": self.updates, **self.sampler_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, m in self.modules().items():
-            m.load_state_dict(state[k])
-        self.updates = int(state["updates"])
-        self.load_sampler_state(state)

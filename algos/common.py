@@ -137,7 +137,8 @@ class OfflineMARLAlgorithm(StepAlgorithm):
     """Loads the dataset onto the device and provides sampling, evaluation and the team policy.
 
     Subclasses build networks in ``__init__`` after ``super().__init__``, implement ``train_step``,
-    ``act(obs [n_agents, obs_dim]) -> actions`` (env units) and their state dict (this class adds the sampler).
+    ``act(obs [n_agents, obs_dim]) -> actions`` (env units) and ``stateful()`` (what a checkpoint holds; this
+    class adds the update counter and the sampler's generator).
     """
 
     discrete_only: bool | None = None  # True/False when the algorithm supports one action type only
@@ -159,6 +160,7 @@ class OfflineMARLAlgorithm(StepAlgorithm):
         self.state_dim = self.data.state.shape[-1] if self.data.state is not None else self.n * self.obs_dim
         self.act_dim = max(self.data.action_dims)
         self.gen = torch.Generator(device=device).manual_seed(run_config.seed)
+        self.updates = 0
         # Padded action components of an agent with fewer dimensions never carry information: mask them.
         dims = torch.as_tensor(self.data.action_dims, device=device)
         self.action_valid = torch.arange(self.act_dim, device=device)[None, :] < dims[:, None]  # [n, act_dim]
@@ -201,10 +203,21 @@ class OfflineMARLAlgorithm(StepAlgorithm):
             out[f"{key}/normalized_score"] = result.normalized_score
         return out
 
-    def sampler_state(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state()}
+    def stateful(self) -> dict[str, Any]:
+        """The networks and optimizers a checkpoint holds, by name (subclasses list theirs)."""
+        raise NotImplementedError
 
-    def load_sampler_state(self, state: dict[str, Any]) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **{name: part.state_dict() for name, part in self.stateful().items()},
+            "updates": self.updates,
+            "gen": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, part in self.stateful().items():
+            part.load_state_dict(state[name])
+        self.updates = int(state["updates"])
         self.gen.set_state(state["gen"])
 
 

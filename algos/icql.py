@@ -45,7 +45,6 @@ class ICQL(OfflineMARLAlgorithm):
             self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
             self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
             self.opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.updates = 0
 
     def policy(self, obs, actor=None):
         return torch.tanh((actor or self.actor)(obs)) * self.action_valid
@@ -113,17 +112,8 @@ class ICQL(OfflineMARLAlgorithm):
             return self.q(obs).masked_fill(~self.action_valid, NEG_INF).argmax(-1)
         return from_unit(self.policy(obs), self.data.action_low, self.data.action_high)
 
-    def _modules(self) -> dict[str, Any]:
+    def stateful(self) -> dict[str, Any]:
         if self.discrete:
             return {"q": self.q, "target_q": self.target_q, "opt": self.opt}
         names = ("actor", "critic", "target_actor", "target_critic", "actor_opt", "opt")
         return {k: getattr(self, k) for k in names}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**{k: m.state_dict() for k, m in self._modules().items()}, "updates": self.updates, **self.sampler_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, m in self._modules().items():
-            m.load_state_dict(state[k])
-        self.updates = int(state["updates"])
-        self.load_sampler_state(state)
