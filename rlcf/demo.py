@@ -44,7 +44,7 @@ def _collect_stage(out: Path, episodes: int) -> str:
     # The demo keeps its datasets beside its runs unless the user chose a Minari store.
     os.environ.setdefault("MINARI_DATASETS_PATH", str((out / "datasets").resolve()))
     lines = []
-    for tier in ("random", "expert"):
+    for tier in ("random", "medium", "expert"):
         result = collect_dataset(
             "mpe-simple_spread", tier=tier, episodes=episodes, actors=2, seed=0, overwrite=True, progress=False
         )
@@ -57,6 +57,37 @@ def _collect_stage(out: Path, episodes: int) -> str:
     return "\n      ".join(lines)
 
 
+def _train_stage(out: Path, episodes: int) -> str:
+    """Train CFCQL and BC briefly on the medium dataset of stage 1 and compare their normalized scores."""
+    from rlcf.algorithm import train
+    from rlcf.eval import SuiteResult, format_table, plot_aggregates
+
+    steps = max(20, min(500, episodes // 2))
+    task = "mpe-simple_spread/medium"
+    summaries, lines = [], []
+    for algo in ("cfcql", "bc"):
+        run, _ = train(
+            None,
+            [
+                "config.dataset=rlcf/mpe-simple_spread/medium-v0",
+                "config.batch_size=256",
+                f"run.total_steps={steps}",
+                f"run.checkpoint_every={steps}",
+                f"run.log_every={max(1, steps // 5)}",
+                f"run.out_dir={out / 'runs'}",
+                "run.name=demo",
+            ],
+            algo=algo,
+        )
+        result = run.algorithm.last_eval
+        summaries.append(SuiteResult(algo, (task,), (0,), {task: {0: result}}).summary())
+        lines.append(f"{algo}: {steps} steps, normalized score {result.normalized_score:.1f} -> {run.path}")
+    plot = out / "demo_scores.png"
+    plot_aggregates(summaries, plot, title="rlcf demo: simple_spread medium")
+    table = format_table(summaries).replace("\n", "\n      ")
+    return "\n      ".join(lines) + f"\n      {table}\n      plot: {plot}"
+
+
 STAGES: list[Stage] = [
     Stage(
         "collect offline datasets: MPE simple_spread, random and scripted-expert tiers, 2 Ray actors",
@@ -65,9 +96,9 @@ STAGES: list[Stage] = [
         "multi-agent environment suites and Ray-collected Minari datasets",
     ),
     Stage(
-        "train CFCQL on it and report the normalized score against BC and MACQL",
-        (("algos", "cfcql"),),
-        None,
+        "train CFCQL and BC on the medium tier, evaluate both (32 episodes), print the table and plot",
+        (("algos", "cfcql"), ("algos", "bc")),
+        _train_stage,
         "CFCQL and offline-MARL baselines",
     ),
     Stage(

@@ -121,4 +121,6 @@ def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, monkeypatch):
     assert "[1] RAN collect offline datasets" in out
     assert "rlcf/mpe-simple_spread/expert-v0: 10 episodes, 250 steps" in out
     assert (tmp_path / "datasets" / "rlcf" / "mpe-simple_spread" / "expert-v0").is_dir()
-    assert "SKIPPED train CFCQL" in out and "demo finished: 1 stage(s) ran, 3 skipped" in out
+    assert "[2] RAN train CFCQL and BC" in out and "cfcql: 20 steps, normalized score" in out
+    assert (tmp_path / "demo_scores.png").read_bytes()[:4] == b"\x89PNG"
+    assert "demo finished: 2 stage(s) ran, 2 skipped" in out
