@@ -24,7 +24,6 @@ LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "datasets")
 # Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
 # feature is not in this version, instead of pretending to run.
 PENDING = {
-    "eval": "evaluating checkpoints on suites (issue: CFCQL and offline-MARL baselines)",
     "launch": "submitting jobs to a Ray cluster (issue: Ray at scale)",
 }
 
@@ -103,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="validate a dataset and print its statistics")
     p.add_argument("dataset", help="dataset id (rlcf/<env>/<tier>-vN) or folder")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser(
+        "eval",
+        help="evaluate trained runs (final checkpoints) and report normalized scores, IQM with 95% CIs",
+        description="Example: rlcf eval runs/cfcql/*-2026* --episodes 32 --json results.json --plot scores.png",
+    )
+    p.add_argument("runs", nargs="+", help="run folders (their newest checkpoint is evaluated)")
+    p.add_argument("--episodes", type=int, default=32, help="episodes per evaluation (>= 32 for reported numbers)")
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation episodes")
+    p.add_argument("--json", help="write marl-eval-compatible JSON here")
+    p.add_argument("--plot", help="write the aggregate plot (PNG) here")
 
     from rlcf.envs.rllib_behaviour import add_train_behaviour_parser
 
@@ -281,6 +291,47 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Rebuild each run's algorithm from its folder, load the newest checkpoint, evaluate on its dataset's env."""
+    from rlcf.device import resolve_device
+    from rlcf.eval import SuiteResult, evaluate_policy, format_table, plot_aggregates, to_marl_eval_json
+    from rlcf.registry import algos, envs
+    from rlcf.runs import Run
+
+    results: dict[str, dict[str, dict[int, Any]]] = {}
+    for folder in args.runs:
+        run = Run.open(folder)
+        exp = run.experiment
+        cls = algos.get(exp.algo)
+        if not hasattr(cls, "team_policy"):
+            raise UsageError(f"run '{folder}' is a {exp.algo} run, which has no multi-agent policy to evaluate")
+        algo = cls(exp.config, exp.run, resolve_device(exp.run.device))
+        algo.load_state_dict(run.load_checkpoint(map_location=algo.device)["algorithm"])
+        meta = algo.data.metadata
+        result = evaluate_policy(
+            envs.get(algo.data.env_id), algo.team_policy(), episodes=args.episodes, seed=args.seed,
+            ref_min=meta.get("ref_min_score"), ref_max=meta.get("ref_max_score"),
+        )
+        task = f"{algo.data.env_id}/{algo.data.dataset_id.rsplit('/', 1)[-1]}"
+        results.setdefault(exp.algo.rsplit(":", 1)[-1], {}).setdefault(task, {})[exp.run.seed] = result
+        print(json.dumps({**result.to_dict(), "run": str(run.path), "task": task, "run_seed": exp.run.seed}))
+    suites = []
+    for name, by_task in results.items():
+        seeds = sorted({s for per_seed in by_task.values() for s in per_seed})
+        complete = {t: r for t, r in by_task.items() if set(r) == set(seeds)}
+        suites.append(SuiteResult(name, tuple(complete), tuple(seeds), complete))
+    metric = "normalized_score" if all(
+        r.normalized_score is not None for s in suites for per in s.results.values() for r in per.values()
+    ) else "return"
+    summaries = [s.summary(metric) for s in suites]
+    print(format_table(summaries), file=sys.stderr)
+    if args.json:
+        to_marl_eval_json(suites, args.json)
+    if args.plot:
+        plot_aggregates(summaries, args.plot)
+    return EXIT_OK
+
+
 def cmd_train_behaviour(args: argparse.Namespace) -> int:
     from rlcf.envs.rllib_behaviour import cmd_train_behaviour as run
 
@@ -309,6 +360,7 @@ COMMANDS = {
     "show": cmd_show,
     "relabel": cmd_relabel,
     "train-behaviour": cmd_train_behaviour,
+    "eval": cmd_eval,
     "demo": cmd_demo,
 }
 

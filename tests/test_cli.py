@@ -100,7 +100,7 @@ def test_config_prints_the_resolved_experiment(toy_yaml, capsys):
 
 
 def test_pending_commands_say_they_did_nothing(capsys):
-    assert main(["eval", "runs/x"]) == 1
+    assert main(["launch", "job.yaml"]) == 1
     assert "nothing was run" in capsys.readouterr().err
 
 

@@ -93,3 +93,23 @@ def test_cfcql_learns_on_expert_data(datasets, tmp_path):
         spec, untrained_algo.team_policy(), episodes=32, seed=10_000, ref_min=meta["ref_min_score"], ref_max=meta["ref_max_score"]
     ).normalized_score
     assert learned > untrained + 20, (learned, untrained)
+
+
+def test_rlcf_eval_reports_runs_from_their_folders(datasets, tmp_path, capsys):
+    import json
+
+    from rlcf.cli import main
+
+    folders = []
+    for seed in (0, 1):
+        run, _ = train(None, tiny(tmp_path, datasets["mpe-simple_spread"]) + [f"run.seed={seed}", f"run.name=s{seed}"], algo="bc")
+        folders.append(str(run.path))
+    out, plot = tmp_path / "marl_eval.json", tmp_path / "scores.png"
+    assert main(["eval", *folders, "--episodes", "4", "--json", str(out), "--plot", str(plot)]) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert [r["run_seed"] for r in rows] == [0, 1] and all(r["task"] == "mpe-simple_spread/expert-v0" for r in rows)
+    assert "IQM" in captured.err
+    data = json.loads(out.read_text())
+    assert "bc" in json.dumps(data) and plot.read_bytes()[:4] == b"\x89PNG"
+    assert main(["eval", str(tmp_path / "nope")]) == 2
