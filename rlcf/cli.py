@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eval",
-        help="evaluate trained runs (final checkpoints) and report normalized scores, IQM with 95% CIs",
+        help="evaluate trained runs (final checkpoints) and report normalized scores, IQM with 95%% CIs",
         description="Example: rlcf eval runs/cfcql/*-2026* --episodes 32 --json results.json --plot scores.png",
     )
     p.add_argument("runs", nargs="+", help="run folders (their newest checkpoint is evaluated)")
