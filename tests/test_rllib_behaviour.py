@@ -58,6 +58,17 @@ def discrete_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out / DISCRETE / "seed0", printed
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_ray_running():
+    """Earlier tests in the same process may have left a local Ray running; these tests check that training
+    starts and stops its own, and that loading a policy needs none, so they start from no cluster."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    yield
+
+
 @pytest.fixture(scope="module")
 def continuous_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Sampled in one remote env runner: callbacks, agent mapping and env creator must pickle."""
