@@ -50,7 +50,7 @@ class BC(OfflineMARLAlgorithm):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {"losses/bc": float(loss)}
+        return {"losses/bc": loss.item()}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:

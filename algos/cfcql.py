@@ -283,7 +283,7 @@ class CFCQL(OfflineMARLAlgorithm):
         self.behaviour_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.behaviour_opt.step()
-        return float(loss)
+        return loss.item()
 
     # -- update steps ---------------------------------------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class CFCQL(OfflineMARLAlgorithm):
         if (self.updates + 1) % c.target_update_every == 0:
             self.target_agent_q.load_state_dict(self.agent_q.state_dict())
             self.target_mixer.load_state_dict(self.mixer.state_dict())
-        return {"losses/td": float(td), "losses/cql": float(penalty), "train/q_data": float(q_tot.mean()), **info}
+        return {"losses/td": td.item(), "losses/cql": penalty.item(), "train/q_data": q_tot.mean().item(), **info}
 
     def conservative_term(self, batch, agent_q=None, q_tot=None, q_data=None):
         """The conservative penalty (CFCQL's counterfactual term); baselines override this one method."""
@@ -340,7 +340,7 @@ class CFCQL(OfflineMARLAlgorithm):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), c.critic_grad_clip)
         self.critic_opt.step()
-        metrics = {"losses/td": float(td), "losses/cql": float(penalty), "train/q_data": float(q_data.mean()), **info}
+        metrics = {"losses/td": td.item(), "losses/cql": penalty.item(), "train/q_data": q_data.mean().item(), **info}
         if step % c.actor_every == 0:
             metrics["losses/actor"] = self.actor_step(batch)
             soft_update(self.target_critic, self.critic, c.tau)
@@ -361,7 +361,7 @@ class CFCQL(OfflineMARLAlgorithm):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.critic_grad_clip)
         self.actor_opt.step()
-        return float(loss)
+        return loss.item()
 
     # -- acting and state -----------------------------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ class ICQL(OfflineMARLAlgorithm):
             self.updates += 1
             if self.updates % c.target_update_every == 0:
                 self.target_q.load_state_dict(self.q.state_dict())
-            return {"losses/td": float(td), "losses/cql": float(penalty)}
+            return {"losses/td": td.item(), "losses/cql": penalty.item()}
 
         a, valid, N = b["actions"], self.action_valid, c.num_sampled_actions
         with torch.no_grad():
@@ -93,7 +93,7 @@ class ICQL(OfflineMARLAlgorithm):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), c.critic_grad_clip)
         self.opt.step()
-        metrics = {"losses/td": float(td), "losses/cql": float(penalty)}
+        metrics = {"losses/td": td.item(), "losses/cql": penalty.item()}
         if step % c.actor_every == 0:
             pi = self.policy(b["obs"])
             actor_loss = -self.local_q(b["obs"], pi)[..., 0].mean() + c.action_reg * (pi**2).mean()
@@ -103,7 +103,7 @@ class ICQL(OfflineMARLAlgorithm):
             self.actor_opt.step()
             soft_update(self.target_critic, self.critic, c.tau)
             soft_update(self.target_actor, self.actor, c.tau)
-            metrics["losses/actor"] = float(actor_loss)
+            metrics["losses/actor"] = actor_loss.item()
         return metrics
 
     @torch.no_grad()
