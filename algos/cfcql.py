@@ -49,11 +49,13 @@ from rlcf.registry import algos
 __all__ = [
     "CFCQL",
     "CFCQLConfig",
+    "counterfactual_critic_values",
     "counterfactual_joint_actions",
     "counterfactual_lambda",
     "counterfactual_penalty",
     "discrete_counterfactual_q",
     "discrete_divergence",
+    "sample_actions",
 ]
 
 NEG_INF = -1e10
@@ -106,6 +108,56 @@ def counterfactual_joint_actions(data_actions: torch.Tensor, candidates: torch.T
     return eye * candidates.unsqueeze(3) + (1 - eye) * data_actions[:, None, None, :, :]
 
 
+def counterfactual_critic_values(critic: Any, state: torch.Tensor, data_actions: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``critic([s, counterfactual_joint_actions(a, c)])`` without building the ``[B, n, K, S + n·d]`` inputs.
+
+    The first layer is linear in (state, a_1, …, a_n), and a counterfactual changes one agent's slot, so its
+    pre-activation is the data pre-activation plus ``(c_ik − a_i)·W_{a_i}``: the state and the other agents'
+    actions go through the first layer once per row instead of once per (agent, sample). Equal to the direct
+    evaluation up to float rounding (tested); about half the critic FLOPs of the conservative term.
+
+    Args:
+        critic: an :class:`AgentMLP` over ``m`` heads with input ``[state, joint.flatten()]``.
+        state: ``[B, S]``; data_actions: ``[B, n, d]``; candidates: ``[B, n, K, d]``.
+
+    Returns:
+        ``[B, n, K, m]``.
+    """
+    B, n, d = data_actions.shape
+    w0, b0 = critic.weights[0], critic.biases[0]  # [m, S + n·d, H], [m, H]
+    m, S, H = w0.shape[0], state.shape[-1], w0.shape[-1]
+    w_state, w_act = w0[:, :S], w0[:, S:].reshape(m, n, d, H)
+    K = candidates.shape[2]
+    base = torch.einsum("bs,msh->mbh", state, w_state) + torch.einsum("bjd,mjdh->mbh", data_actions, w_act) + b0[:, None]
+    delta = torch.einsum("bikd,midh->mbikh", candidates - data_actions.unsqueeze(2), w_act)  # [m, B, n, K, H]
+    pre = (base[:, :, None, None] + delta).reshape(m, B * n * K, H)
+    return critic.forward_members(pre, start=1).reshape(m, B, n, K).permute(1, 2, 3, 0)
+
+
+def sample_actions(
+    batch_size: int, valid: torch.Tensor, num: int, generator: Any, policy_actions: torch.Tensor | None = None, noise: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate actions per agent for a sampled logsumexp, and their log-densities (importance weights).
+
+    ``num`` uniform samples on [-1, 1]^{d_i} (log-density −d_i·log 2) and, when ``policy_actions [B, n, d]`` is
+    given, ``num`` more around them, ``clip(π_i(o_i) + N(0, noise²))`` with the Gaussian's log-density (the
+    reference's MaMuJoCo sources; log-densities carry no gradient). Padded components (``valid [n, d]``) are 0.
+
+    Returns:
+        ``candidates [B, n, K, d]`` and ``log_density [B, n, K]``, K = num or 2·num.
+    """
+    n, d = valid.shape
+    dims = valid.sum(-1).to(torch.float32)
+    uniform = (torch.rand(batch_size, n, num, d, device=valid.device, generator=generator) * 2 - 1) * valid[None, :, None, :]
+    samples, logp = [uniform], [(-dims * math.log(2.0))[None, :, None].expand(batch_size, n, num)]
+    if policy_actions is not None:
+        eps = torch.randn(batch_size, n, num, d, device=valid.device, generator=generator) * noise
+        samples.append((policy_actions.unsqueeze(2) + eps).clamp(-1, 1) * valid[None, :, None, :])
+        gauss = -0.5 * (eps / noise) ** 2 - math.log(noise) - 0.5 * math.log(2 * math.pi)
+        logp.append((gauss * valid[None, :, None, :]).sum(-1))
+    return torch.cat(samples, 2), torch.cat(logp, 2)
+
+
 def discrete_counterfactual_q(agent_q: torch.Tensor, actions: torch.Tensor, state: torch.Tensor, mixer: Any) -> torch.Tensor:
     """``Q_tot(s, a^(i,j))`` for every agent i and action j, the others at their dataset actions.
 
@@ -139,7 +191,10 @@ class CFCQLConfig(OfflineMARLConfig):
     lambda_temperature: float = option(1.0, "τ of the λ softmax (reference: per dataset; 0 = uniform).")
     num_sampled_actions: int = option(10, "Continuous: samples of agent i's action per source in the logsumexp.")
     sample_sources: Literal["uniform", "uniform+policy"] = option(
-        "uniform", "Continuous: where the logsumexp samples come from (reference: uniform on MPE, +policy on MaMuJoCo)."
+        "uniform+policy",
+        "Continuous: where the logsumexp samples come from (reference: uniform on MPE, +policy on MaMuJoCo; "
+        "rlcf's default adds policy samples everywhere: on small MPE datasets uniform-only lets the actors run to "
+        "the box corners the samples never reach).",
     )
     policy_sample_noise: float = option(0.2, "Continuous: std of the Gaussian noise on policy samples.")
     lse_temperature: float = option(1.0, "Continuous: temperature of the sampled logsumexp.")
@@ -226,24 +281,11 @@ class CFCQL(OfflineMARLAlgorithm):
     def continuous_penalty(self, batch: dict[str, torch.Tensor], q_data: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """``Σ_k counterfactual_penalty`` over both critic heads (MPE/MaMuJoCo branches of the reference)."""
         c, s, a = self.config, batch["state"], batch["actions"]
-        B, n, d, N = a.shape[0], self.n, self.act_dim, c.num_sampled_actions
-        valid = self.action_valid
-        dims = valid.sum(-1).to(a.dtype)  # [n]
-        # Uniform samples of agent i's action; density of U[-1, 1]^{d_i} is 2^{-d_i}.
-        uniform = (torch.rand(B, n, N, d, device=a.device, generator=self.gen) * 2 - 1) * valid[None, :, None, :]
-        samples, logp = [uniform], [(-dims * math.log(2.0))[None, :, None].expand(B, n, N)]
-        if c.sample_sources == "uniform+policy":
-            with torch.no_grad():
-                pi = self.policy(batch["obs"])  # [B, n, d]
-                noise = torch.randn(B, n, N, d, device=a.device, generator=self.gen) * c.policy_sample_noise
-                noisy = (pi.unsqueeze(2) + noise).clamp(-1, 1) * valid[None, :, None, :]
-                gauss = (-0.5 * (noise / c.policy_sample_noise) ** 2 - math.log(c.policy_sample_noise) - 0.5 * math.log(2 * math.pi))
-                samples.append(noisy)
-                logp.append((gauss * valid[None, :, None, :]).sum(-1))
-        cand, logp_all = torch.cat(samples, 2), torch.cat(logp, 2)  # [B, n, K, d], [B, n, K]
-        joint = counterfactual_joint_actions(a, cand)  # [B, n, K, n, d]
+        with torch.no_grad():
+            pi = self.policy(batch["obs"]) if c.sample_sources == "uniform+policy" else None
+        cand, logp_all = sample_actions(a.shape[0], self.action_valid, c.num_sampled_actions, self.gen, pi, c.policy_sample_noise)
         K = cand.shape[2]
-        q_cf = self.critic_values(s[:, None, None, :].expand(B, n, K, s.shape[-1]), joint)  # [B, n, K, 2]
+        q_cf = counterfactual_critic_values(self.critic, s, a, cand)  # [B, n, K, 2]: Q(s, c_ik, a_{-i}^D)
         t = c.lse_temperature
         lse = t * torch.logsumexp((q_cf - logp_all.unsqueeze(-1)) / t, dim=2) - t * math.log(K)  # [B, n, 2]
         lam, info = self.lambda_weights(batch)
@@ -349,9 +391,7 @@ class CFCQL(OfflineMARLAlgorithm):
 
     def actor_loss(self, batch: dict[str, torch.Tensor], pi: torch.Tensor) -> torch.Tensor:
         """Counterfactual actor loss: agent i's policy action with the others' dataset actions (reference cf_pol)."""
-        joint = counterfactual_joint_actions(batch["actions"], pi.unsqueeze(2)).squeeze(2)  # [B, n, n, d]
-        n = self.n
-        q = self.critic_values(batch["state"][:, None, :].expand(-1, n, -1), joint)[..., 0]  # [B, n]
+        q = counterfactual_critic_values(self.critic, batch["state"], batch["actions"], pi.unsqueeze(2))[:, :, 0, 0]  # [B, n]
         return -q.mean() + self.config.action_reg * (pi**2).mean()
 
     def actor_step(self, batch: dict[str, torch.Tensor]) -> float:

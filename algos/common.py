@@ -54,15 +54,23 @@ class AgentMLP(nn.Module):
             nn.init.uniform_(self.weights[-1], -out_scale, out_scale)
             nn.init.uniform_(self.biases[-1], -out_scale, out_scale)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Apply the MLP to ``x [..., n, in]``; with ``start = k > 0``, ``x`` is layer k−1's pre-activation output
+        and only the layers from k on are applied."""
         lead = x.shape[:-2]
-        h = x.reshape(-1, *x.shape[-2:]).transpose(0, 1)  # [n, B, in]
+        h = self.forward_members(x.reshape(-1, *x.shape[-2:]).transpose(0, 1), start)  # [n, B, ...]
+        return h.transpose(0, 1).reshape(*lead, h.shape[0], h.shape[-1])
+
+    def forward_members(self, h: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Member-major form of :meth:`forward`: ``h [n, B, in] → [n, B, out]`` (no transposes; the fast path)."""
         last = len(self.weights) - 1
-        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
+        if start > 0:
+            h = torch.relu(h)
+        for k in range(start, last + 1):
+            h = torch.baddbmm(self.biases[k].unsqueeze(1), h, self.weights[k])
             if k < last:
                 h = torch.relu(h)
-        return h.transpose(0, 1).reshape(*lead, h.shape[0], h.shape[-1])
+        return h
 
 
 class MLP(nn.Sequential):
@@ -125,6 +133,9 @@ class OfflineMARLConfig:
     gamma: float = option(0.95, "Discount (CFCQL/OMAR MPE setting).")
     eval_episodes: int = option(32, "Episodes per evaluation (>= 32 for reported numbers).")
     eval_seed: int = option(10_000, "Seed of the evaluation episodes (fixed across runs and algorithms).")
+    normalize_inputs: bool = option(
+        True, "Standardise observations and states with the dataset's mean/std (the reference's input BatchNorm)."
+    )
 
     def __post_init__(self) -> None:
         require(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
@@ -164,12 +175,33 @@ class OfflineMARLAlgorithm(StepAlgorithm):
         # Padded action components of an agent with fewer dimensions never carry information: mask them.
         dims = torch.as_tensor(self.data.action_dims, device=device)
         self.action_valid = torch.arange(self.act_dim, device=device)[None, :] < dims[:, None]  # [n, act_dim]
+        # Fixed input standardisation from dataset statistics (a function of the data, so not checkpointed).
+        self.obs_mean, self.obs_std = self._moments(self.data.obs, per_agent=True)
+        state = self.data.state if self.data.state is not None else self.data.obs.flatten(1)
+        self.state_mean, self.state_std = self._moments(state, per_agent=False)
+
+    def _moments(self, x: torch.Tensor, per_agent: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.config.normalize_inputs:
+            return torch.zeros(x.shape[1:], device=x.device), torch.ones(x.shape[1:], device=x.device)
+        x = x.float()
+        return x.mean(0), x.std(0).clamp_min(1e-3)
+
+    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Standardised per-agent observations ``[..., n, obs_dim]`` (identity when ``normalize_inputs`` is off)."""
+        return (obs - self.obs_mean) / self.obs_std
+
+    def normalize_state(self, state: torch.Tensor) -> torch.Tensor:
+        return (state - self.state_mean) / self.state_std
 
     def sample(self) -> dict[str, torch.Tensor]:
         batch = self.data.sample(self.config.batch_size, self.gen)
         if batch.get("state") is None:
             batch["state"] = batch["obs"].flatten(1)
             batch["next_state"] = batch["next_obs"].flatten(1)
+        for key in ("obs", "next_obs"):
+            batch[key] = self.normalize_obs(batch[key])
+        for key in ("state", "next_state"):
+            batch[key] = self.normalize_state(batch[key])
         if not self.discrete:
             low, high = self.data.action_low, self.data.action_high
             batch["actions"] = to_unit(batch["actions"], low, high) * self.action_valid
@@ -238,7 +270,7 @@ class TeamPolicy:
         for i, agent in enumerate(self.agents):
             o = torch.as_tensor(np.asarray(observations[agent], dtype=np.float32), device=algo.device).reshape(-1)
             obs[i, : o.shape[0]] = o
-        actions = algo.act(obs).cpu().numpy()
+        actions = algo.act(algo.normalize_obs(obs)).cpu().numpy()
         out = {}
         for i, agent in enumerate(self.agents):
             if algo.discrete:

@@ -3,7 +3,7 @@
 The CFCQL paper's independent baseline (reference: ``indq_learner`` for discrete, MATD3 ``--cql`` for
 continuous). Each agent learns from the team reward with a decentralised value:
 - discrete: Q_i(o_i, ·) with a double-Q target per agent and the penalty logsumexp_a Q_i(o_i, a) − Q_i(o_i, a_i^D);
-- continuous: twin Q_i(o_i, a_i) per agent, uniform-sample logsumexp per agent, and per-agent TD3 actors.
+- continuous: twin Q_i(o_i, a_i) per agent, sampled logsumexp per agent (same sources as CFCQL), and per-agent TD3 actors.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from rlcf.algos.cfcql import NEG_INF, CFCQLConfig
+from rlcf.algos.cfcql import NEG_INF, CFCQLConfig, sample_actions
 from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, from_unit, soft_update
 from rlcf.registry import algos
 
@@ -83,10 +83,12 @@ class ICQL(OfflineMARLAlgorithm):
         q_data = self.local_q(b["obs"], a)  # [B, n, 2]
         td = ((q_data - y.unsqueeze(-1)) ** 2).mean(0).sum(-1).mean()
         B = a.shape[0]
-        samples = (torch.rand(B, N, self.n, self.act_dim, device=a.device, generator=self.gen) * 2 - 1) * valid
-        q_smp = self.local_q(b["obs"].unsqueeze(1).expand(B, N, self.n, self.obs_dim), samples)  # [B, N, n, 2]
-        logp = (-valid.sum(-1) * math.log(2.0))[None, None, :, None]
-        lse = torch.logsumexp(q_smp - logp, dim=1) - math.log(N)  # [B, n, 2]
+        with torch.no_grad():
+            pi = self.policy(b["obs"]) if c.sample_sources == "uniform+policy" else None
+        cand, logp = sample_actions(B, valid, N, self.gen, pi, c.policy_sample_noise)  # [B, n, K, d], [B, n, K]
+        K = cand.shape[2]
+        q_smp = self.local_q(b["obs"].unsqueeze(2).expand(B, self.n, K, self.obs_dim).transpose(1, 2), cand.transpose(1, 2))
+        lse = torch.logsumexp(q_smp - logp.transpose(1, 2).unsqueeze(-1), dim=1) - math.log(K)  # [B, n, 2]
         penalty = (lse - q_data).mean(0).sum(-1).mean()
         loss = td + c.cql_alpha * penalty
         self.opt.zero_grad(set_to_none=True)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlcf.algos.cfcql import CFCQL, CFCQLConfig
+from rlcf.algos.cfcql import CFCQL, CFCQLConfig, sample_actions
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -62,11 +62,14 @@ class MACQL(CFCQL):
             lse = joint_logsumexp_discrete(agent_q, joint, batch["state"], self.mixer)
             return (lse - q_tot).mean(), {}
         a, s = batch["actions"], batch["state"]
-        B, N = a.shape[0], c.num_sampled_actions
-        valid = self.action_valid
-        joint = (torch.rand(B, N, self.n, self.act_dim, device=a.device, generator=self.gen) * 2 - 1) * valid
-        logp = -valid.sum() * math.log(2.0)
-        q = self.critic_values(s.unsqueeze(1).expand(B, N, s.shape[-1]), joint)  # [B, N, 2]
+        B = a.shape[0]
+        with torch.no_grad():
+            pi = self.policy(batch["obs"]) if c.sample_sources == "uniform+policy" else None
+        # Joint sample k = every agent's k-th candidate (all agents leave the data at once); densities multiply.
+        cand, logp = sample_actions(B, self.action_valid, c.num_sampled_actions, self.gen, pi, c.policy_sample_noise)
+        joint, logp = cand.transpose(1, 2), logp.sum(1)  # [B, K, n, d], [B, K]
+        K = joint.shape[1]
+        q = self.critic_values(s.unsqueeze(1).expand(B, K, s.shape[-1]), joint)  # [B, K, 2]
         t = c.lse_temperature
-        lse = t * torch.logsumexp((q - logp) / t, dim=1) - t * math.log(N)  # [B, 2]
+        lse = t * torch.logsumexp((q - logp.unsqueeze(-1)) / t, dim=1) - t * math.log(K)  # [B, 2]
         return (lse - q_data).mean(0).sum(), {}
