@@ -29,7 +29,15 @@ Differences from the reference code (deliberate, documented):
 - Continuous λ: the behaviour density is a per-agent Gaussian on the global state, trained alongside the
   critic, instead of a joint-action VAE pre-trained for 1e5 steps (same role: estimate β_i(a_i | s); one model,
   no pre-training phase, no GPU-only code).
-- Vectorised over agents and samples: one critic call evaluates every (agent, sample) counterfactual.
+- Vectorised over agents and samples: one critic call evaluates every (agent, sample) counterfactual, and the
+  critic's first layer is computed once per row and corrected for agent i's slot
+  (:func:`counterfactual_critic_values`) instead of once per (agent, sample).
+- Inputs are standardised with fixed dataset statistics (``normalize_inputs``) where the reference puts a
+  train-mode BatchNorm in front of every network.
+- Continuous logsumexp samples: uniform *and* noisy-policy samples by default (``sample_sources``); the reference
+  uses uniform only on MPE. On rlcf's 500–1000-episode MPE datasets and short budgets, uniform-only let the
+  actors run to the corners of the action box that uniform samples almost never reach (normalized score 2.9 vs
+  14.7 on simple_spread-medium at 2000 steps, batch 256); policy samples push Q down exactly where the actor goes.
 """
 
 from __future__ import annotations

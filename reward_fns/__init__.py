@@ -8,10 +8,11 @@ Two kinds live in :data:`rlcf.registry.rewards`:
 - Env rewards (registered with ``kind="env"``), which relabel offline multi-agent data:
   ``fn(episode: EpisodeView, **kwargs) -> {agent_id: rewards (T,)}`` — see :mod:`rlcf.reward_fns.env_rewards`.
 
-Importing this package registers rlcf's built-in reward functions.
+Importing this package registers rlcf's built-in reward functions: DeFacto's ``format``, ``answer`` and
+``grounding`` (:mod:`rlcf.reward_fns.defacto`) and the MPE relabelling rewards.
 """
 
-from rlcf.reward_fns import env_rewards  # noqa: F401  (registration side effects)
+from rlcf.reward_fns import defacto, env_rewards  # noqa: F401  (registration side effects)
 from rlcf.reward_fns.env_rewards import EpisodeView
 from rlcf.reward_fns.protocol import RewardFn
 

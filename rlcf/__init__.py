@@ -11,7 +11,18 @@ subpackages holding rlcf's own environments, algorithms and reward functions.
 
 from rlcf import registry
 from rlcf.errors import ConfigError, RegistrationError, RlcfError, UnknownNameError, UsageError
+from rlcf.reward_set import get_reward, register_reward
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["ConfigError", "RegistrationError", "RlcfError", "UnknownNameError", "UsageError", "registry", "__version__"]
+__all__ = [
+    "ConfigError",
+    "RegistrationError",
+    "RlcfError",
+    "UnknownNameError",
+    "UsageError",
+    "get_reward",
+    "register_reward",
+    "registry",
+    "__version__",
+]

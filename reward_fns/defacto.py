@@ -1,0 +1,274 @@
+"""DeFacto's rewards (arXiv 2509.20912): format, answer (with abstention on counterfactuals) and grounding.
+
+Every example comes in three variants, named by the ``variant`` column:
+
+- ``pos``: the input unchanged — answer correctly and cite the evidence;
+- ``neg``: the evidence is masked (the counterfactual) — abstain, with the abstention token (``unknown``);
+- ``random``: irrelevant parts are masked — the answer must not change.
+
+The expected completion is ``<evidence>…</evidence><think>…</think><answer>…</answer>`` for text (evidence =
+the fact numbers cited) and ``<bbox>[…]</bbox><think>…</think><answer>…</answer>`` for images (a JSON list of
+boxes ``[x1, y1, x2, y2]`` or ``{"Position": […], "Confidence": c}``). The tag set comes from the factory's
+``tags`` argument, or per row from the ``modality`` column (``text`` | ``image``; text when absent).
+
+Columns read: ``variant``, ``solution`` (the answer), ``evidence`` and ``non_evidence`` (regions, see
+:mod:`rlcf.reward_fns.regions`), optionally ``modality``.
+
+Differences from the reference code (``virft/src/open_r1/grpo_defacto.py``), deliberate:
+- Abstention is the configured token as a whole word inside ``<answer>`` only. The reference searches
+  ``unknown|no|none`` anywhere in the completion, so "not" or "know" in the reasoning counted as refusals.
+- The answer is compared after SQuAD-style normalisation (case, punctuation, articles, spacing), against the
+  ``solution`` column's plain answer.
+- Grounding on ``neg``: +1 for abstaining (the token in the evidence tag, or no region cited while the answer
+  abstains), −1 for citing any region, 0 for a completion that does neither (the reference gave +1 to any
+  completion without a parsable box, including malformed ones).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rlcf.registry import rewards
+from rlcf.reward_fns.regions import matched_iou_score, parse_regions
+
+__all__ = [
+    "DeFactoTags",
+    "IMAGE_TAGS",
+    "RewardInputError",
+    "TEXT_TAGS",
+    "VARIANTS",
+    "abstains",
+    "answer_reward",
+    "completion_text",
+    "format_reward",
+    "grounding_reward",
+    "make_answer_reward",
+    "make_format_reward",
+    "make_grounding_reward",
+    "normalize_answer",
+    "predicted_regions",
+    "tag_content",
+]
+
+VARIANTS = ("pos", "neg", "random")
+
+
+@dataclass(frozen=True)
+class DeFactoTags:
+    """Tag names of the expected completion and the abstention token."""
+
+    evidence: str = "evidence"
+    think: str = "think"
+    answer: str = "answer"
+    abstain: str = "unknown"
+    json_regions: bool = False  # the evidence tag must hold a JSON list (image boxes)
+
+
+TEXT_TAGS = DeFactoTags()
+IMAGE_TAGS = DeFactoTags(evidence="bbox", json_regions=True)
+_BY_MODALITY = {"text": TEXT_TAGS, "image": IMAGE_TAGS}
+
+
+class RewardInputError(ValueError):
+    """A dataset row the reward cannot score (missing or invalid column); names the column and the sample."""
+
+
+# -- parsing -----------------------------------------------------------------------------------------------------
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion: a string, or TRL's conversational form ``[{"role": "assistant", "content": …}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, Sequence) and completion and isinstance(completion[-1], dict):
+        content = completion[-1].get("content", "")
+        if isinstance(content, list):  # multimodal content parts
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return str(content)
+    return str(completion)
+
+
+def tag_content(text: str, tag: str) -> str | None:
+    """Content of the first ``<tag>…</tag>``, or ``None``."""
+    m = re.search(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", text, re.DOTALL)
+    return m.group(1) if m else None
+
+
+def abstains(text: str | None, token: str = "unknown") -> bool:
+    """Whether ``text`` contains the abstention token as a whole word (case-insensitive)."""
+    return text is not None and re.search(rf"(?<!\w){re.escape(token)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD's normalisation)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in string.punctuation)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def predicted_regions(content: str | None, tags: DeFactoTags) -> list | None:
+    """Regions cited in the evidence tag's ``content``: ``[]`` for none (or abstention), ``None`` if unparsable.
+
+    Image tags: a JSON list of boxes or of ``{"Position": …, "Confidence": …}`` (single quotes accepted, a lone
+    box accepted). Text tags: JSON regions, or else the fact numbers written in the text (``"2, 5"``,
+    ``"facts 2 and 5"``).
+    """
+    if content is None:
+        return None
+    stripped = content.strip()
+    if not stripped or abstains(stripped, tags.abstain):
+        return []
+    try:
+        value = json.loads(stripped.replace("'", '"'))
+    except ValueError:
+        value = None
+        if tags.json_regions:
+            return None
+    if value is not None:
+        if isinstance(value, list) and len(value) == 4 and all(isinstance(v, (int, float)) for v in value) and tags.json_regions:
+            value = [value]  # a lone box
+        try:
+            return parse_regions(value)
+        except (ValueError, TypeError):
+            return None
+    numbers = re.findall(r"\d+", stripped)
+    return parse_regions([int(n) for n in numbers]) if numbers else None
+
+
+# -- the rewards -------------------------------------------------------------------------------------------------
+
+
+def _column(kwargs: dict, name: str, n: int, reward: str) -> list:
+    values = kwargs.get(name)
+    if values is None:
+        raise RewardInputError(f"reward '{reward}' needs the dataset column '{name}' (got columns: {sorted(k for k in kwargs if not k.startswith('trainer_') and k not in ('log_extra', 'log_metric'))})")
+    if len(values) != n:
+        raise RewardInputError(f"reward '{reward}': column '{name}' has {len(values)} values for {n} completions")
+    return list(values)
+
+
+def _variant(value: Any, i: int, reward: str) -> str:
+    if value not in VARIANTS:
+        raise RewardInputError(f"reward '{reward}', sample {i}: variant must be one of {', '.join(VARIANTS)}, got {value!r}")
+    return value
+
+
+def _tags_for(tags: DeFactoTags | None, kwargs: dict, i: int) -> DeFactoTags:
+    if tags is not None:
+        return tags
+    modality = (kwargs.get("modality") or [None] * (i + 1))[i] or "text"
+    if modality not in _BY_MODALITY:
+        raise RewardInputError(f"sample {i}: modality must be 'text' or 'image', got {modality!r}")
+    return _BY_MODALITY[modality]
+
+
+def make_format_reward(tags: DeFactoTags | None = None, name: str = "format", qualname: str | None = None) -> Callable[..., list[float]]:
+    """1 if the completion is exactly evidence-think-answer (the image variant's evidence a JSON list), else 0."""
+
+    def fn(completions: list[Any], **kwargs: Any) -> list[float]:
+        out = []
+        for i, completion in enumerate(completions):
+            t = _tags_for(tags, kwargs, i)
+            text = completion_text(completion)
+            pattern = rf"\s*<{t.evidence}>(.*?)</{t.evidence}>\s*<{t.think}>.*?</{t.think}>\s*<{t.answer}>.*?</{t.answer}>\s*"
+            m = re.fullmatch(pattern, text, re.DOTALL)
+            ok = m is not None and (not t.json_regions or predicted_regions(m.group(1), t) is not None)
+            out.append(1.0 if ok else 0.0)
+        return out
+
+    fn.__name__, fn.__qualname__ = name, qualname or name
+    fn.__doc__ = make_format_reward.__doc__
+    return fn
+
+
+def make_answer_reward(tags: DeFactoTags | None = None, name: str = "answer", qualname: str | None = None) -> Callable[..., list[float]]:
+    """pos/random: +1 normalized exact match, 0 wrong or missing, −1 abstention; neg: +1 abstention, −1 otherwise."""
+
+    def fn(completions: list[Any], **kwargs: Any) -> list[float]:
+        n = len(completions)
+        variants = _column(kwargs, "variant", n, name)
+        solutions = kwargs.get("solution")
+        out = []
+        for i, completion in enumerate(completions):
+            t = _tags_for(tags, kwargs, i)
+            variant = _variant(variants[i], i, name)
+            answer = tag_content(completion_text(completion), t.answer)
+            if variant == "neg":
+                out.append(1.0 if abstains(answer, t.abstain) else -1.0)
+                continue
+            if solutions is None or solutions[i] is None:
+                raise RewardInputError(f"reward '{name}', sample {i}: a '{variant}' row needs its answer in the 'solution' column")
+            if abstains(answer, t.abstain):
+                out.append(-1.0)
+            elif answer is not None and normalize_answer(answer) == normalize_answer(str(solutions[i])):
+                out.append(1.0)
+            else:
+                out.append(0.0)
+        return out
+
+    fn.__name__, fn.__qualname__ = name, qualname or name
+    fn.__doc__ = make_answer_reward.__doc__
+    return fn
+
+
+def make_grounding_reward(tags: DeFactoTags | None = None, name: str = "grounding", qualname: str | None = None) -> Callable[..., list[float]]:
+    """pos/random: clip(score(evidence) − score(non-evidence), −1, 1) with greedy matched IoU; neg: +1 abstain, −1 any region."""
+
+    def fn(completions: list[Any], **kwargs: Any) -> list[float]:
+        n = len(completions)
+        variants = _column(kwargs, "variant", n, name)
+        evidence = kwargs.get("evidence")
+        non_evidence = kwargs.get("non_evidence")
+        out = []
+        for i, completion in enumerate(completions):
+            t = _tags_for(tags, kwargs, i)
+            variant = _variant(variants[i], i, name)
+            text = completion_text(completion)
+            content = tag_content(text, t.evidence)
+            regions = predicted_regions(content, t)
+            if variant == "neg":
+                if regions:
+                    out.append(-1.0)
+                elif abstains(content, t.abstain) or (regions == [] and abstains(tag_content(text, t.answer), t.abstain)):
+                    out.append(1.0)
+                else:
+                    out.append(0.0)
+                continue
+            if evidence is None or not evidence[i]:
+                raise RewardInputError(
+                    f"reward '{name}', sample {i}: a '{variant}' row needs its evidence regions in the 'evidence' column"
+                )
+            if not regions:
+                out.append(0.0)
+                continue
+            try:
+                truth = [r for r, _ in parse_regions(evidence[i])]
+                other = [r for r, _ in parse_regions(non_evidence[i])] if non_evidence is not None else []
+            except ValueError as err:
+                raise RewardInputError(f"reward '{name}', sample {i}: {err}") from None
+            score = matched_iou_score(regions, truth) - matched_iou_score(regions, other)
+            out.append(float(min(1.0, max(-1.0, score))))
+        return out
+
+    fn.__name__, fn.__qualname__ = name, qualname or name
+    fn.__doc__ = make_grounding_reward.__doc__
+    return fn
+
+
+format_reward = rewards.register("format", help="DeFacto: 1 if evidence-think-answer format (tags by modality), else 0")(
+    make_format_reward(qualname="format_reward")
+)
+answer_reward = rewards.register("answer", help="DeFacto: pos/random +1 right, 0 wrong, -1 abstain; neg +1 abstain, -1 otherwise")(
+    make_answer_reward(qualname="answer_reward")
+)
+grounding_reward = rewards.register(
+    "grounding", help="DeFacto: matched IoU on evidence minus on non-evidence, clipped; neg +1 abstain, -1 any region"
+)(make_grounding_reward(qualname="grounding_reward"))

@@ -1,0 +1,192 @@
+"""DeFacto's rewards on hand-written completions, the region IoU interface, and the reward framework."""
+
+from __future__ import annotations
+
+import pytest
+
+import rlcf
+from rlcf.errors import ConfigError, UnknownNameError
+from rlcf.reward_fns.defacto import (
+    IMAGE_TAGS,
+    RewardInputError,
+    abstains,
+    make_format_reward,
+    normalize_answer,
+    predicted_regions,
+)
+from rlcf.reward_fns.regions import Box, IndexSet, Span, matched_iou_score, parse_regions, region_iou
+from rlcf.reward_set import RewardFunctionError, RewardSet
+from rlcf.testing import check_reward_fn
+
+GOOD = "<evidence>2, 5</evidence><think>Fact 2 gives the city.</think><answer>Paris</answer>"
+ABSTAIN = "<evidence>unknown</evidence><think>The facts do not say.</think><answer>unknown</answer>"
+
+
+def cols(variants, solutions=None, evidence=None, non_evidence=None):
+    n = len(variants)
+    return {
+        "variant": variants,
+        "solution": solutions or ["Paris"] * n,
+        "evidence": evidence or [[2, 5]] * n,
+        "non_evidence": non_evidence or [[1, 3, 4]] * n,
+    }
+
+
+# -- format ------------------------------------------------------------------------------------------------------
+
+
+def test_format_reward_accepts_only_evidence_think_answer_in_order():
+    fmt = rlcf.get_reward("format")
+    completions = [
+        GOOD,
+        "  " + GOOD + "\n",  # surrounding whitespace is fine
+        "<think>x</think><evidence>2</evidence><answer>Paris</answer>",  # wrong order
+        "<evidence>2</evidence><answer>Paris</answer>",  # no think
+        GOOD + " trailing text",  # text after the answer
+        "Paris",
+    ]
+    assert fmt(completions, **cols(["pos"] * 6)) == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_format_reward_for_images_needs_a_json_box_list_and_follows_the_modality_column():
+    fmt = rlcf.get_reward("format")
+    image_ok = "<bbox>[{'Position': [1, 2, 30, 40], 'Confidence': 0.9}]</bbox><think>t</think><answer>a</answer>"
+    image_bad = "<bbox>the left corner</bbox><think>t</think><answer>a</answer>"
+    values = fmt([image_ok, image_bad, GOOD, image_ok], modality=["image", "image", "image", "text"], **cols(["pos"] * 4))
+    assert values == [1.0, 0.0, 0.0, 0.0]  # text tags on an image row and image tags on a text row both fail
+    assert make_format_reward(IMAGE_TAGS)([image_ok]) == [1.0]
+
+
+# -- answer ------------------------------------------------------------------------------------------------------
+
+
+def test_answer_reward_table():
+    answer = rlcf.get_reward("answer")
+    wrong = GOOD.replace("Paris", "Lyon")
+    values = answer(
+        [GOOD, wrong, ABSTAIN, ABSTAIN, GOOD, "<answer> the  PARIS. </answer>", "Paris"],
+        **cols(["pos", "pos", "pos", "neg", "neg", "random", "pos"]),
+    )
+    # pos: right +1, wrong 0, abstain -1; neg: abstain +1, answer -1; random: normalised match +1; no tag 0.
+    assert values == [1.0, 0.0, -1.0, 1.0, -1.0, 1.0, 0.0]
+
+
+def test_abstention_is_the_token_as_a_word_inside_answer_only():
+    # The reference matched "no" anywhere, so "not"/"know" in the reasoning counted as refusing.
+    answer = rlcf.get_reward("answer")
+    reasoning_says_no = "<evidence>2</evidence><think>I do not know yet, no wait: it is.</think><answer>Paris</answer>"
+    inside_word = "<evidence>2</evidence><think>x</think><answer>unknowns</answer>"
+    assert answer([reasoning_says_no, inside_word], **cols(["pos", "neg"])) == [1.0, -1.0]
+    assert abstains("It is Unknown.") and not abstains("unknowable") and not abstains(None)
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+
+
+# -- grounding ---------------------------------------------------------------------------------------------------
+
+
+def test_grounding_reward_on_fact_regions():
+    ground = rlcf.get_reward("grounding")
+    completions = [
+        GOOD,  # exactly the evidence: 1 - 0
+        "<evidence>2</evidence><think>t</think><answer>Paris</answer>",  # half the evidence: 1/2
+        "<evidence>2, 3</evidence><think>t</think><answer>Paris</answer>",  # 1 of 2 right, 1 on non-evidence
+        "<evidence>1, 3, 4</evidence><think>t</think><answer>Paris</answer>",  # only non-evidence: 0 - 1
+        "<evidence></evidence><think>t</think><answer>Paris</answer>",  # nothing cited
+        ABSTAIN,
+        "<evidence>2</evidence><think>t</think><answer>unknown</answer>",
+        "<evidence></evidence><think>t</think><answer>Paris</answer>",
+    ]
+    variants = ["pos", "pos", "pos", "pos", "pos", "neg", "neg", "neg"]
+    values = ground(completions, **cols(variants))
+    # 2,3 vs evidence {2,5}: 1 match / max(2, 2) = 0.5; vs non-evidence {1,3,4}: 1 / max(3, 2) = 1/3.
+    assert values == pytest.approx([1.0, 0.5, 0.5 - 1 / 3, -1.0, 0.0, 1.0, -1.0, 0.0])
+
+
+def test_grounding_reward_on_boxes_uses_confidence_order_and_the_iou_threshold():
+    ground = rlcf.get_reward("grounding")
+    evidence = [[[0, 0, 10, 10]]]
+    non_evidence = [[[20, 20, 30, 30]]]
+    # A box overlapping the evidence with IoU 64/100 (kept, > 0.5) and one on the non-evidence (IoU 1).
+    c1 = "<bbox>[[0, 0, 8, 8], [20, 20, 30, 30]]</bbox><think>t</think><answer>a</answer>"
+    # IoU 0.25 with the evidence: matched but below the threshold, so it counts 0.
+    c2 = "<bbox>[[0, 0, 5, 5]]</bbox><think>t</think><answer>a</answer>"
+    # Two predictions for one evidence box: the higher-confidence one takes it, even if worse.
+    c3 = ("<bbox>[{'Position': [0, 0, 6, 10], 'Confidence': 0.9}, {'Position': [0, 0, 10, 10], 'Confidence': 0.1}]"
+          "</bbox><think>t</think><answer>a</answer>")
+    values = ground([c1, c2, c3], modality=["image"] * 3, variant=["pos", "random", "pos"],
+                    evidence=evidence * 3, non_evidence=non_evidence * 3, solution=["a"] * 3)
+    assert values == pytest.approx([0.64 / 2 - 1 / 2, 0.0, 0.6 / 2])
+
+
+def test_region_iou_for_every_kind():
+    assert region_iou(Box(0, 0, 2, 2), Box(1, 1, 3, 3)) == pytest.approx(1 / 7)
+    assert region_iou(Span(0, 10), Span(5, 15)) == pytest.approx(5 / 15)
+    assert region_iou(IndexSet(frozenset({1, 2})), IndexSet(frozenset({2, 3}))) == pytest.approx(1 / 3)
+    assert region_iou(Box(0, 0, 1, 1), Span(0, 1)) == 0.0
+    regions = parse_regions([{"span": [0, 10]}, 3, [[0, 0, 1, 1]][0]])
+    assert [type(r) for r, _ in regions] == [Span, IndexSet, Box]
+    assert parse_regions([1, 2, 3, 4]) == [(IndexSet(frozenset({i})), 1.0) for i in (1, 2, 3, 4)]  # facts, not a box
+    assert matched_iou_score([], [Span(0, 1)]) == 0.0
+    with pytest.raises(ValueError, match="x2 >= x1"):
+        Box(5, 0, 1, 1)
+    assert predicted_regions("not json at all", IMAGE_TAGS) is None
+
+
+def test_rewards_name_the_missing_column_and_sample():
+    ground = rlcf.get_reward("grounding")
+    with pytest.raises(RewardInputError, match=r"sample 1: a 'pos' row needs its evidence regions in the 'evidence' column"):
+        ground([GOOD, GOOD], variant=["pos", "pos"], evidence=[[2], []], non_evidence=[[1], [1]])
+    with pytest.raises(RewardInputError, match=r"sample 0: variant must be one of pos, neg, random, got 'positive'"):
+        rlcf.get_reward("answer")([GOOD], variant=["positive"], solution=["Paris"])
+    with pytest.raises(RewardInputError, match="needs the dataset column 'variant'"):
+        rlcf.get_reward("answer")([GOOD], solution=["Paris"])
+
+
+@pytest.mark.parametrize("name", ["format", "answer", "grounding"])
+def test_builtin_rewards_pass_the_protocol_check(name):
+    completions = [GOOD, ABSTAIN, GOOD.replace("Paris", "Lyon")]
+    check_reward_fn(name, completions, **cols(["pos", "neg", "random"]))
+
+
+# -- the framework -----------------------------------------------------------------------------------------------
+
+
+def test_register_and_get_reward_and_weights():
+    @rlcf.register_reward("length_penalty_test", help="minus the length in characters / 100")
+    def length_penalty(completions, **kwargs):
+        return [-len(c) / 100 for c in completions]
+
+    try:
+        assert rlcf.get_reward("length_penalty_test") is length_penalty
+        rs = RewardSet(["answer", "length_penalty_test"], [2.0, 0.5])
+        out = rs(["q", "q"], [GOOD, ABSTAIN], **cols(["pos", "pos"]))
+        assert out["answer"] == [1.0, -1.0]
+        assert out["total"] == pytest.approx([2.0 - 0.5 * len(GOOD) / 100, -2.0 - 0.5 * len(ABSTAIN) / 100])
+        assert [f.__name__ for f in rs.functions] == ["answer", "length_penalty_test"]  # what TRL logs under
+    finally:
+        rlcf.registry.rewards.unregister("length_penalty_test")
+
+
+def test_reward_set_errors_are_clear():
+    with pytest.raises(ConfigError, match=r"reward_weights.*3 weights for 2 reward functions \(format, answer\)"):
+        RewardSet(["format", "answer"], [1.0, 1.0, 1.0])
+    with pytest.raises(UnknownNameError, match="Did you mean 'grounding'"):
+        RewardSet(["grounding_"])
+    with pytest.raises(ConfigError, match="kind=env"):
+        RewardSet(["mpe-spread-coverage"])
+
+    def wrong_length(completions, **kwargs):
+        return [1.0]
+
+    def not_a_number(completions, **kwargs):
+        return ["high" if "Lyon" in c else 1.0 for c in completions]
+
+    def raises_on_one(completions, **kwargs):
+        return [1.0 / (len(c) - 5) for c in completions]
+
+    with pytest.raises(RewardFunctionError, match=r"'wrong_length' returned 1 values for 2 completions"):
+        RewardSet([wrong_length])(["", ""], ["a", "b"])
+    with pytest.raises(RewardFunctionError, match=r"'not_a_number' returned 'high' for sample 1"):
+        RewardSet([not_a_number])(["", ""], ["Paris", "Lyon"])
+    with pytest.raises(RewardFunctionError, match=r"'raises_on_one' raised on sample 2: ZeroDivisionError"):
+        RewardSet([raises_on_one])(["", "", ""], ["abcdefg", "abcdef", "abcde"])
