@@ -1,0 +1,161 @@
+"""The embedded grounded-QA task: short documents of numbered facts, a question answerable from one or two of
+them, evidence = those facts. No download; seeds make it reproducible; train and eval never share documents.
+
+A document lists ``facts_per_doc`` facts ``"<name>'s <attribute> is <value>."`` about a few people. Questions:
+
+- one fact (default 80%): ``"What is <name>'s <attribute>?"`` → the value; evidence = that fact;
+- two facts: ``"Do <a> and <b> have the same <attribute>?"`` → ``yes`` / ``no``; evidence = both facts.
+
+Distractor facts share names or attributes with the asked one, so the answer must be read from the right
+fact. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
+``prompt`` column; :func:`completion_for` writes the target completion a row expects (used for SFT data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlcf.envs.variants import TextExample, build_text_variants
+
+__all__ = [
+    "ATTRIBUTES",
+    "GroundedQAConfig",
+    "NAMES",
+    "SPLIT_SEEDS",
+    "completion_for",
+    "generate_examples",
+    "grounded_qa_rows",
+    "prompt_for",
+    "vocabulary",
+]
+
+NAMES = (
+    "alex", "bea", "cai", "dana", "eli", "fay", "gus", "hana", "ivo", "jun", "kim", "lea", "max", "nia", "otto",
+    "pia", "quin", "rex", "sol", "tess", "uma", "val", "wes", "xia", "yan", "zoe",
+)
+ATTRIBUTES = {
+    "city": ("oslo", "lima", "rome", "kyiv", "doha", "baku", "riga", "bern", "quito", "accra"),
+    "color": ("red", "blue", "green", "pink", "gray", "gold", "teal", "plum"),
+    "pet": ("cat", "dog", "owl", "fox", "yak", "eel", "ant", "bee"),
+    "job": ("cook", "pilot", "nurse", "baker", "judge", "poet", "smith", "tailor"),
+}
+SPLIT_SEEDS = {"train": 0, "eval": 1_000_003}  # separate streams; documents are also de-duplicated across splits
+
+
+@dataclass(frozen=True)
+class GroundedQAConfig:
+    """Shape of the generated task."""
+
+    facts_per_doc: int = 4
+    two_fact_share: float = 0.2
+    random_fraction: float = 0.5  # share of non-evidence facts the ``random`` variant masks
+    abstain: str = "unknown"
+
+
+def _fact(name: str, attribute: str, value: str) -> str:
+    return f"{name}'s {attribute} is {value}."
+
+
+def _document_key(segments: tuple[str, ...]) -> str:
+    return hashlib.sha1("\n".join(segments).encode()).hexdigest()[:16]
+
+
+def _one(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
+    n = cfg.facts_per_doc
+    attrs = list(ATTRIBUTES)
+    two = n >= 2 and rng.random() < cfg.two_fact_share
+    people = [str(p) for p in rng.choice(NAMES, size=max(2, (n + 1) // 2), replace=False)]
+    asked_attr = str(rng.choice(attrs))
+    facts: list[tuple[str, str, str]] = []
+    if two:
+        a, b = people[0], people[1]
+        va = str(rng.choice(ATTRIBUTES[asked_attr]))
+        vb = va if rng.random() < 0.5 else str(rng.choice([v for v in ATTRIBUTES[asked_attr] if v != va]))
+        facts += [(a, asked_attr, va), (b, asked_attr, vb)]
+        question, answer = f"do {a} and {b} have the same {asked_attr}?", "yes" if va == vb else "no"
+    else:
+        a = people[0]
+        va = str(rng.choice(ATTRIBUTES[asked_attr]))
+        facts.append((a, asked_attr, va))
+        question, answer = f"what is {a}'s {asked_attr}?", va
+    asked = {(f[0], f[1]) for f in facts}
+    n_evidence = len(facts)
+    while len(facts) < n:  # distractors: same people or same attribute, never the asked (person, attribute)
+        person = str(rng.choice(people))
+        attribute = asked_attr if rng.random() < 0.5 else str(rng.choice(attrs))
+        if (person, attribute) in asked or any(f[0] == person and f[1] == attribute for f in facts):
+            person = str(rng.choice([p for p in NAMES if p not in people]))
+        if any(f[0] == person and f[1] == attribute for f in facts):
+            continue
+        facts.append((person, attribute, str(rng.choice(ATTRIBUTES[attribute]))))
+    order = rng.permutation(n)
+    segments = tuple(_fact(*facts[i]) for i in order)
+    evidence = tuple(int(np.flatnonzero(order == j)[0]) for j in range(n_evidence))
+    return TextExample(segments, question, answer, evidence, uid=_document_key(segments))
+
+
+def _split_of(uid: str) -> str:
+    """Documents are partitioned by content hash: one in ten belongs to eval, so the splits cannot share one."""
+    return "eval" if int(uid[:8], 16) % 10 == 0 else "train"
+
+
+def generate_examples(split: str, count: int, seed: int = 0, config: GroundedQAConfig | None = None) -> list[TextExample]:
+    """``count`` distinct examples of ``split`` (``train`` | ``eval``); the same arguments give the same examples.
+
+    Every document belongs to exactly one split by the hash of its text (:func:`_split_of`), so eval documents
+    never occur in train, whatever the seeds and counts; each split draws from its own random stream.
+    """
+    from rlcf.errors import UsageError
+
+    if split not in SPLIT_SEEDS:
+        raise UsageError(f"unknown split '{split}'. Valid splits: {', '.join(SPLIT_SEEDS)}")
+    cfg = config or GroundedQAConfig()
+    rng = np.random.default_rng([SPLIT_SEEDS[split], seed])
+    out: list[TextExample] = []
+    seen: set[str] = set()
+    for _ in range(200 * count + 1000):
+        example = _one(rng, cfg)
+        if _split_of(example.uid) != split or example.uid in seen:
+            continue
+        seen.add(example.uid)
+        out.append(example)
+        if len(out) == count:
+            return out
+    raise UsageError(f"could only draw {len(out)} distinct '{split}' documents of {count}; lower the count or raise facts_per_doc")
+
+
+def prompt_for(row: dict[str, Any]) -> str:
+    """The plain-text prompt of a variant row (a base LM continues it with the completion)."""
+    return f"facts:\n{row['document']}\nquestion: {row['question']}\n"
+
+
+def completion_for(row: dict[str, Any], abstain: str = "unknown") -> str:
+    """The completion a row expects: evidence fact numbers, a short reasoning, the answer (or abstention)."""
+    if row["variant"] == "neg":
+        return f"<evidence>{abstain}</evidence><think>the needed fact is masked.</think><answer>{abstain}</answer>"
+    cited = ", ".join(str(i) for i in row["evidence"])
+    return f"<evidence>{cited}</evidence><think>fact {cited} answers it.</think><answer>{row['solution']}</answer>"
+
+
+def grounded_qa_rows(split: str, count: int, seed: int = 0, config: GroundedQAConfig | None = None) -> list[dict[str, Any]]:
+    """``3·count`` rows (pos, neg, random per document) with ``prompt`` and the reward columns."""
+    cfg = config or GroundedQAConfig()
+    rng = np.random.default_rng([SPLIT_SEEDS[split], seed, 7])
+    rows = []
+    for example in generate_examples(split, count, seed, cfg):
+        for row in build_text_variants(example, rng, abstain=cfg.abstain, random_fraction=cfg.random_fraction):
+            row["prompt"] = prompt_for(row)
+            rows.append(row)
+    return rows
+
+
+def vocabulary() -> list[str]:
+    """Every word the task can produce (names, attributes, values, template words), for a word-level tokenizer."""
+    words = {*NAMES, *ATTRIBUTES, *(v for vs in ATTRIBUTES.values() for v in vs)}
+    words |= {"what", "is", "do", "and", "have", "the", "same", "yes", "no", "facts", "question", "fact", "answers",
+              "it", "needed", "masked", "unknown", "'s"}
+    return sorted(words)
