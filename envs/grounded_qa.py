@@ -52,7 +52,7 @@ class GroundedQAConfig:
 
     facts_per_doc: int = 4
     two_fact_share: float = 0.2
-    random_fraction: float = 0.5  # share of non-evidence facts the ``random`` variant masks
+    random_count: int | None = None  # facts the ``random`` variant masks (default: as many as ``neg`` masks)
     abstain: str = "unknown"
 
 
@@ -147,7 +147,7 @@ def grounded_qa_rows(split: str, count: int, seed: int = 0, config: GroundedQACo
     rng = np.random.default_rng([SPLIT_SEEDS[split], seed, 7])
     rows = []
     for example in generate_examples(split, count, seed, cfg):
-        for row in build_text_variants(example, rng, abstain=cfg.abstain, random_fraction=cfg.random_fraction):
+        for row in build_text_variants(example, rng, abstain=cfg.abstain, random_count=cfg.random_count):
             row["prompt"] = prompt_for(row)
             rows.append(row)
     return rows

@@ -58,17 +58,19 @@ def render_segments(segments: Sequence[str]) -> str:
 
 
 def build_text_variants(
-    example: TextExample, rng: np.random.Generator, abstain: str = "unknown", random_fraction: float = 0.5, mask: str = MASK_TEXT
+    example: TextExample, rng: np.random.Generator, abstain: str = "unknown", random_count: int | None = None, mask: str = MASK_TEXT
 ) -> list[dict[str, Any]]:
     """The three variants of ``example`` as rows (regions are 1-based segment numbers, as rendered).
 
-    ``random`` masks ``max(1, round(random_fraction · #non-evidence))`` non-evidence segments, chosen by ``rng``;
-    an example without non-evidence segments gets a ``random`` row with nothing masked.
+    ``random`` masks ``random_count`` non-evidence segments chosen by ``rng`` — by default as many as ``neg``
+    masks (the number of evidence segments), so the number of masks never tells the variants apart (with more
+    masks in ``random`` than in ``neg`` a model learns "one mask ⇒ abstain" instead of reading the question).
+    An example without non-evidence segments gets a ``random`` row with nothing masked.
     """
     n = len(example.segments)
     evidence = sorted(set(example.evidence))
     others = [i for i in range(n) if i not in evidence]
-    k = min(len(others), max(1, round(random_fraction * len(others)))) if others else 0
+    k = min(len(others), len(evidence) if random_count is None else random_count)
     random_masked = sorted(rng.choice(others, size=k, replace=False).tolist()) if k else []
 
     def row(variant: str, masked: list[int], solution: str) -> dict[str, Any]:

@@ -280,6 +280,10 @@ def find_latest_run(out_dir: str | os.PathLike[str], algo: str, name: str) -> Pa
     pattern = re.compile(rf"^{re.escape(name)}-\d{{8}}-\d{{6}}(-\d+)?$")
     candidates = []
     for child in root.iterdir():
-        if child.is_dir() and pattern.match(child.name) and any((child / "checkpoints").glob("step_*.pt")):
+        ckpts = child / "checkpoints"
+        # rlcf's own checkpoints, or a Hugging Face trainer's (``checkpoints/<stage>/checkpoint-N``, complete once
+        # its trainer_state.json is written).
+        has_checkpoint = any(ckpts.glob("step_*.pt")) or any(ckpts.glob("*/checkpoint-*/trainer_state.json"))
+        if child.is_dir() and pattern.match(child.name) and has_checkpoint:
             candidates.append((child.stat().st_mtime, child.name, child))
     return max(candidates)[2] if candidates else None

@@ -13,7 +13,7 @@ from rlcf.errors import UsageError
 
 def test_text_variants_mask_evidence_or_only_non_evidence():
     ex = TextExample(("a is 1.", "b is 2.", "c is 3.", "d is 4.", "e is 5."), "what is b?", "2", (1,), uid="doc")
-    pos, neg, rnd = build_text_variants(ex, np.random.default_rng(0), random_fraction=0.5)
+    pos, neg, rnd = build_text_variants(ex, np.random.default_rng(0), random_count=2)
     assert [r["variant"] for r in (pos, neg, rnd)] == ["pos", "neg", "random"]
     assert MASK_TEXT not in pos["document"] and pos["solution"] == "2"
     assert neg["document"].splitlines()[1] == f"2. {MASK_TEXT}" and neg["solution"] == "unknown" and neg["masked"] == [2]
@@ -21,6 +21,9 @@ def test_text_variants_mask_evidence_or_only_non_evidence():
     lines = rnd["document"].splitlines()
     assert [i + 1 for i, line in enumerate(lines) if MASK_TEXT in line] == rnd["masked"]
     assert all(r["evidence"] == [2] and r["non_evidence"] == [1, 3, 4, 5] for r in (pos, neg, rnd))
+    # By default random masks as many segments as neg does: the count of masks is no shortcut.
+    _, neg2, rnd2 = build_text_variants(TextExample(ex.segments, ex.question, ex.answer, (1, 3)), np.random.default_rng(1))
+    assert len(rnd2["masked"]) == len(neg2["masked"]) == 2 and not set(rnd2["masked"]) & {2, 4}
 
 
 def test_examples_without_evidence_are_refused():

@@ -1,0 +1,145 @@
+"""Pieces the LLM trainers share: a tiny causal LM with a locally trained tokenizer, model loading, and the
+SFT stage on TRL's ``SFTTrainer``.
+
+No machine here reaches a model hub, so the embedded default builds its model: a byte-level BPE tokenizer
+trained on the task's own text (tags such as ``<answer>`` are single, ordinary tokens, so TRL's decoding with
+``skip_special_tokens=True`` keeps them) and a randomly initialised Qwen2- or Llama-architecture model of a few
+hundred thousand parameters. Both are saved with ``save_pretrained`` and loaded back with
+``from_pretrained`` — the same code path a user takes with a hub id or a local checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlcf.config import option, require
+
+__all__ = ["TinyLMConfig", "build_tiny_lm", "load_model", "run_sft", "sft_arguments"]
+
+TAGS = ("<evidence>", "</evidence>", "<bbox>", "</bbox>", "<think>", "</think>", "<answer>", "</answer>")
+
+
+@dataclass
+class TinyLMConfig:
+    """Shape of the embedded tiny model."""
+
+    architecture: str = option("qwen2", "qwen2 or llama.")
+    hidden_size: int = option(64, "Model width.")
+    layers: int = option(2, "Transformer blocks.")
+    heads: int = option(4, "Attention heads.")
+    kv_heads: int = option(2, "Key/value heads (grouped-query attention).")
+    intermediate_size: int = option(192, "MLP width.")
+    vocab_size: int = option(512, "BPE vocabulary size (including the byte alphabet and the tags).")
+    max_positions: int = option(256, "Longest sequence.")
+
+    def __post_init__(self) -> None:
+        require(self.architecture in ("qwen2", "llama"), "architecture", f"must be qwen2 or llama, got {self.architecture!r}")
+        require(self.hidden_size % self.heads == 0, "hidden_size", f"{self.hidden_size} is not divisible by heads={self.heads}")
+        require(self.heads % self.kv_heads == 0, "kv_heads", f"heads={self.heads} is not divisible by kv_heads={self.kv_heads}")
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE tokenizer trained on ``corpus``, with the DeFacto tags as single ordinary tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|pad|>", "<|endoftext|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAGS])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|endoftext|>", bos_token=None)
+
+
+def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConfig | None = None, seed: int = 0) -> Path:
+    """Train a tokenizer on ``corpus``, initialise a tiny causal LM, save both to ``out_dir``; returns the path."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from rlcf.atomic import atomic_dir
+
+    cfg = config or TinyLMConfig()
+    tokenizer = build_tokenizer(corpus, cfg.vocab_size)
+    kwargs = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.kv_heads,
+        max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(**kwargs)) if cfg.architecture == "qwen2" else LlamaForCausalLM(LlamaConfig(**kwargs))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    out = Path(out_dir)
+    with atomic_dir(out, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
+def load_model(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a hub id or a local folder (``from_pretrained``); pad token set if missing."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(name_or_path))
+    if device is not None:
+        model.to(device)
+    return model, tokenizer
+
+
+def sft_arguments(out_dir: str | Path, *, epochs: float, lr: float, batch_size: int, seed: int, use_gpu: bool, **extra: Any) -> Any:
+    """``trl.SFTConfig`` for CPU (fp32, no gradient checkpointing) or GPU (bf16) from the same settings."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(out_dir),
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=batch_size,
+        seed=seed,
+        bf16=use_gpu,
+        use_cpu=not use_gpu,
+        activation_checkpointing=False,
+        report_to="none",
+        logging_steps=10,
+        save_strategy="no",
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        max_length=None,
+        disable_tqdm=True,
+        **extra,
+    )
+
+
+def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str | Path, args: Any) -> Path:
+    """SFT on ``prompt``/``completion`` rows (loss on the completion only); saves model + tokenizer to ``out_dir``."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from rlcf.atomic import atomic_dir
+
+    model, tokenizer = load_model(model_path)
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    trainer.train()
+    out = Path(out_dir)
+    with atomic_dir(out, overwrite=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return out

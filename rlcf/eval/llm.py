@@ -1,0 +1,83 @@
+"""Evaluation of a language model on DeFacto-style splits: per variant (pos / neg / random) the answer
+accuracy, abstention rate, grounding score and format rate, from greedy generations.
+
+- accuracy: share of rows whose answer reward is +1 (on ``neg`` that means it abstained);
+- abstention: share of rows whose ``<answer>`` holds the abstention token;
+- grounding: mean grounding reward (matched IoU on evidence minus on non-evidence; on ``neg`` ±1);
+- format: share of rows in the expected tag format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SplitScores", "evaluate_splits", "format_split_table", "generate"]
+
+
+@dataclass(frozen=True)
+class SplitScores:
+    split: str
+    rows: int
+    accuracy: float
+    abstention: float
+    grounding: float
+    format: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"accuracy": self.accuracy, "abstention": self.abstention, "grounding": self.grounding, "format": self.format}
+
+
+def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
+    """Greedy completions of plain-text ``prompts`` (left padding), decoded without special tokens."""
+    import torch
+
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    out: list[str] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(prompts), batch_size):
+            enc = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True).to(model.device)
+            with torch.no_grad():
+                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return out
+
+
+def evaluate_splits(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_new_tokens: int = 48) -> dict[str, SplitScores]:
+    """Scores per variant of ``rows`` (each with ``prompt`` and the DeFacto reward columns)."""
+    from rlcf.reward_fns.defacto import abstains, completion_text, tag_content
+    from rlcf.reward_set import get_reward
+
+    completions = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    columns = {k: [r.get(k) for r in rows] for k in ("variant", "solution", "evidence", "non_evidence", "modality")}
+    answer = np.asarray(get_reward("answer")(completions, **columns))
+    grounding = np.asarray(get_reward("grounding")(completions, **columns))
+    fmt = np.asarray(get_reward("format")(completions, **columns))
+    abstained = np.asarray([abstains(tag_content(completion_text(c), "answer")) for c in completions])
+    variants = np.asarray(columns["variant"])
+    out = {}
+    for split in ("pos", "neg", "random"):
+        m = variants == split
+        if m.any():
+            out[split] = SplitScores(
+                split, int(m.sum()), float((answer[m] == 1).mean()), float(abstained[m].mean()), float(grounding[m].mean()), float(fmt[m].mean())
+            )
+    return out
+
+
+def format_split_table(results: dict[str, dict[str, SplitScores]]) -> str:
+    """A text table: one row per (model, split)."""
+    lines = [f"{'model':14s} {'split':7s} {'rows':>5s} {'accuracy':>9s} {'abstain':>8s} {'grounding':>10s} {'format':>7s}"]
+    for name, per_split in results.items():
+        for split, s in per_split.items():
+            lines.append(f"{name:14s} {split:7s} {s.rows:5d} {100 * s.accuracy:8.1f}% {100 * s.abstention:7.1f}% {s.grounding:10.3f} {100 * s.format:6.1f}%")
+    return "\n".join(lines)

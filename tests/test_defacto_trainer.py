@@ -1,0 +1,73 @@
+"""The DeFacto trainer on TRL: config and data errors before training, an end-to-end run, and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlcf.algorithm import train
+from rlcf.algos.defacto import validate_rows
+from rlcf.config import load_experiment
+from rlcf.errors import ConfigError, UnknownNameError, UsageError
+
+TINY = [
+    "config.tiny.hidden_size=32",
+    "config.tiny.layers=1",
+    "config.tiny.intermediate_size=64",
+    "config.sft_docs=60",
+    "config.sft_epochs=1",
+    "config.train_docs=12",
+    "config.eval_docs=6",
+    "config.prompts_per_step=2",
+    "config.num_generations=2",
+    "config.max_completion_length=12",
+    "config.eval_max_new_tokens=12",
+]
+
+
+def test_bad_configs_fail_before_training(tmp_path):
+    with pytest.raises(ConfigError, match=r"reward_weights.*2 weights for 3 rewards \(format, answer, grounding\)"):
+        load_experiment(None, ["config.reward_weights=[1.0, 2.0]"], algo="defacto")
+    with pytest.raises(ConfigError, match="variants.*got \\['pos', 'negative'\\]"):
+        load_experiment(None, ["config.variants=[pos, negative]"], algo="defacto")
+    with pytest.raises(ConfigError, match="num_generations"):
+        load_experiment(None, ["config.num_generations=1"], algo="defacto")
+    # An unknown reward is refused before any model is built or trained: no model folder appears.
+    with pytest.raises(UnknownNameError, match="Valid rewards: answer, format, grounding"):
+        train(None, [f"run.out_dir={tmp_path}", "config.rewards=[format, answr, grounding]", *TINY], algo="defacto")
+    assert not list(tmp_path.rglob("config.json"))
+
+
+def test_rows_without_evidence_are_refused():
+    good = {"prompt": "p", "variant": "pos", "solution": "oslo", "evidence": [2], "non_evidence": [1]}
+    validate_rows([good])
+    with pytest.raises(UsageError, match=r"row 1 \(random\) has no evidence regions"):
+        validate_rows([good, {**good, "variant": "random", "evidence": []}])
+    with pytest.raises(UsageError, match="row 0: variant must be one of pos, neg, random"):
+        validate_rows([{**good, "variant": "counterfactual"}])
+
+
+@pytest.mark.slow
+def test_defacto_runs_end_to_end_and_resumes(tmp_path):
+    overrides = [f"run.out_dir={tmp_path}", "run.total_steps=2", "run.log_every=1", "run.checkpoint_every=1", *TINY]
+    run, final = train(None, overrides, algo="defacto")
+    assert {"eval/neg/abstention", "eval/pos/accuracy", "eval/random/format"} <= set(final)
+    rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    logged = set().union(*rows)
+    # Each reward is logged on its own (TRL's rewards/<name>/mean), as are the before-GRPO scores.
+    assert {"rewards/format/mean", "rewards/answer/mean", "rewards/grounding/mean", "eval/before/neg/abstention"} <= logged
+    table = json.loads((run.path / "eval.json").read_text())
+    assert set(table) == {"sft", "defacto"} and set(table["sft"]) == {"pos", "neg", "random"}
+    assert (run.path / "final_model" / "config.json").exists()
+    ckpt = run.path / "checkpoints" / "grpo"
+    assert (ckpt / "checkpoint-2" / "trainer_state.json").exists()
+
+    # Resume with a larger budget: the GRPO stage continues from checkpoint 2 (SFT is not redone).
+    sft_mtime = (run.path / "sft_model" / "config.json").stat().st_mtime
+    resumed, _ = train(resume=run.path, overrides=["run.total_steps=3"])
+    state = json.loads((ckpt / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert (run.path / "sft_model" / "config.json").stat().st_mtime == sft_mtime
+    steps = [json.loads(line)["step"] for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert 3 in steps
