@@ -232,6 +232,25 @@ class DeFacto(Algorithm):
         return final
 
 
+    @classmethod
+    def evaluate_run(cls, run: Any) -> dict[str, Any]:
+        """Per-split scores of a run's final model (or, before it exists, its newest GRPO checkpoint)."""
+        from rlcf.algos.llm_common import load_model
+        from rlcf.device import resolve_device
+        from rlcf.envs.grounded_qa import grounded_qa_rows
+        from rlcf.errors import UsageError
+        from rlcf.eval.llm import evaluate_splits
+
+        c = run.experiment.config
+        folder = run.path / "final_model"
+        if not (folder / "config.json").exists():
+            folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
+            if folder is None:
+                raise UsageError(f"run '{run.path}' has no final model and no GRPO checkpoint yet; train it first")
+        model, tokenizer = load_model(folder, resolve_device(run.experiment.run.device))
+        return evaluate_splits(model, tokenizer, grounded_qa_rows("eval", c.eval_docs, seed=c.data_seed), c.eval_max_new_tokens)
+
+
 class _RunLogger:
     """A transformers ``TrainerCallback`` that copies TRL's logs into the run's metrics.jsonl / TensorBoard."""
 

@@ -129,8 +129,9 @@ def generate_examples(split: str, count: int, seed: int = 0, config: GroundedQAC
 
 
 def prompt_for(row: dict[str, Any]) -> str:
-    """The plain-text prompt of a variant row (a base LM continues it with the completion)."""
-    return f"facts:\n{row['document']}\nquestion: {row['question']}\n"
+    """The plain-text prompt of a variant row (a base LM continues it with the completion). The question comes
+    first so that a small causal model reads every fact already knowing what it looks for."""
+    return f"question: {row['question']}\nfacts:\n{row['document']}\n"
 
 
 def completion_for(row: dict[str, Any], abstain: str = "unknown") -> str:

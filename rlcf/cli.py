@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rlcf.errors import UsageError
@@ -299,10 +300,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rlcf.runs import Run
 
     results: dict[str, dict[str, dict[int, Any]]] = {}
+    llm: dict[str, Any] = {}
     for folder in args.runs:
         run = Run.open(folder)
         exp = run.experiment
         cls = algos.get(exp.algo)
+        if hasattr(cls, "evaluate_run"):  # LLM runs: per-split accuracy, abstention, grounding, format
+            llm[str(run.path)] = cls.evaluate_run(run)
+            continue
         if not hasattr(cls, "team_policy"):
             raise UsageError(f"run '{folder}' is a {exp.algo} run, which has no multi-agent policy to evaluate")
         algo = cls(exp.config, exp.run, resolve_device(exp.run.device))
@@ -315,6 +320,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task = f"{algo.data.env_id}/{algo.data.dataset_id.rsplit('/', 1)[-1]}"
         results.setdefault(exp.algo.rsplit(":", 1)[-1], {}).setdefault(task, {})[exp.run.seed] = result
         print(json.dumps({**result.to_dict(), "run": str(run.path), "task": task, "run_seed": exp.run.seed}))
+    if llm:
+        from rlcf.eval.llm import format_split_table, plot_reward_curves
+
+        print(format_split_table({Path(k).name: v for k, v in llm.items()}))
+        if args.json:
+            from rlcf.atomic import atomic_write_text
+
+            payload = {k: {s: sc.as_dict() | {"rows": sc.rows} for s, sc in v.items()} for k, v in llm.items()}
+            atomic_write_text(args.json, json.dumps(payload, indent=2))
+        if args.plot:
+            plot_reward_curves([Path(k) for k in llm], args.plot)
+        if not results:
+            return EXIT_OK
     suites = []
     for name, by_task in results.items():
         seeds = sorted({s for per_seed in by_task.values() for s in per_seed})

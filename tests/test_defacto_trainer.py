@@ -71,3 +71,11 @@ def test_defacto_runs_end_to_end_and_resumes(tmp_path):
     assert (run.path / "sft_model" / "config.json").stat().st_mtime == sft_mtime
     steps = [json.loads(line)["step"] for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     assert 3 in steps
+
+    # rlcf eval on the run folder: the per-split table, JSON and a plot of the reward curves.
+    from rlcf.cli import main
+
+    assert main(["eval", str(run.path), "--json", str(tmp_path / "llm.json"), "--plot", str(tmp_path / "curves.png")]) == 0
+    scores = json.loads((tmp_path / "llm.json").read_text())[str(run.path)]
+    assert set(scores) == {"pos", "neg", "random"} and scores["neg"]["rows"] == 6
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SplitScores", "evaluate_splits", "format_split_table", "generate"]
+__all__ = ["SplitScores", "evaluate_splits", "format_split_table", "generate", "plot_reward_curves"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,40 @@ def format_split_table(results: dict[str, dict[str, SplitScores]]) -> str:
         for split, s in per_split.items():
             lines.append(f"{name:14s} {split:7s} {s.rows:5d} {100 * s.accuracy:8.1f}% {100 * s.abstention:7.1f}% {s.grounding:10.3f} {100 * s.format:6.1f}%")
     return "\n".join(lines)
+
+
+def plot_reward_curves(run_folders: Sequence[Any], path: Any) -> None:
+    """A PNG of every ``rewards/<name>/mean`` curve logged in the runs' metrics.jsonl, one panel per reward."""
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlcf.atomic import atomic_write
+
+    curves: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
+    for folder in run_folders:
+        for line in (Path(folder) / "metrics.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            for key, value in row.items():
+                if key.startswith("rewards/") and key.endswith("/mean") and value is not None:
+                    xs, ys = curves.setdefault(key.split("/")[1], {}).setdefault(Path(folder).name, ([], []))
+                    xs.append(row["step"])
+                    ys.append(value)
+    names = sorted(curves) or ["(no reward logged)"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for run, (xs, ys) in curves.get(name, {}).items():
+            ax.plot(xs, ys, label=run)
+        ax.set_title(name)
+        ax.set_xlabel("GRPO step")
+    axes[0][0].set_ylabel("mean reward")
+    if curves:
+        axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
