@@ -88,6 +88,20 @@ def _train_stage(out: Path, episodes: int) -> str:
     return "\n      ".join(lines) + f"\n      {table}\n      plot: {plot}"
 
 
+def _defacto_stage(out: Path, episodes: int) -> str:
+    """Tiny local LM → SFT → a short DeFacto GRPO run; the per-split table before and after."""
+    from rlcf.algorithm import train
+    from rlcf.eval.llm import format_split_table
+
+    run, _ = train(  # the embedded defaults are configs/defacto/grounded_qa.yaml's
+        None,
+        [f"run.out_dir={out / 'runs'}", "run.name=demo", "run.total_steps=40", "run.checkpoint_every=40", "run.log_every=5"],
+        algo="defacto",
+    )
+    table = format_split_table(run.results).replace("\n", "\n      ")
+    return f"{table}\n      run folder: {run.path} (eval.json, metrics.jsonl; rlcf eval {run.path} --plot rewards.png)"
+
+
 STAGES: list[Stage] = [
     Stage(
         "collect offline datasets: MPE simple_spread, random and scripted-expert tiers, 2 Ray actors",
@@ -102,9 +116,9 @@ STAGES: list[Stage] = [
         "CFCQL and offline-MARL baselines",
     ),
     Stage(
-        "DeFacto-style counterfactual GRPO on a tiny local transformer",
-        (("algos", "defacto_grpo"),),
-        None,
+        "DeFacto-style counterfactual GRPO: build a tiny local LM, SFT it, GRPO on pos/neg/random, table before/after",
+        (("algos", "defacto"), ("rewards", "format"), ("rewards", "answer"), ("rewards", "grounding")),
+        _defacto_stage,
         "reward-function framework and DeFacto-style GRPO",
     ),
     Stage(
