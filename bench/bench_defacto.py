@@ -83,13 +83,14 @@ def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
     times = {k: [] for k in trainers}
     for label, t in trainers.items():  # set up the optimizer and data iterators outside the timed blocks
         t.create_optimizer_and_scheduler(num_training_steps=10**6)
+        t.current_gradient_accumulation_steps = 1  # normally set by Trainer's loop, read by TRL's loss
         t._rlcf_iter = iter(t.get_train_dataloader())
     for _ in range(blocks):
         for label, t in trainers.items():
             start = time.perf_counter()
             for _ in range(steps):
                 batch = next(t._rlcf_iter)
-                t.training_step(t.model, batch)
+                t.training_step(t.model, batch, None)
             times[label].append((time.perf_counter() - start) / steps)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     return med["rlcf"], med["trl"]

@@ -6,8 +6,9 @@ A document lists ``facts_per_doc`` facts ``"<name>'s <attribute> is <value>."`` 
 - one fact (default 80%): ``"What is <name>'s <attribute>?"`` → the value; evidence = that fact;
 - two facts: ``"Do <a> and <b> have the same <attribute>?"`` → ``yes`` / ``no``; evidence = both facts.
 
-Distractor facts share names or attributes with the asked one, so the answer must be read from the right
-fact. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
+Distractor facts are about other people, often with the asked attribute, so the answer must be read from the
+fact that names the asked person; when ``neg`` masks the evidence, the asked person is absent from the document
+— a counterfactual a small model can detect, and must learn to answer with the abstention token. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
 ``prompt`` column; :func:`completion_for` writes the target completion a row expects (used for SFT data).
 """
 
@@ -68,7 +69,7 @@ def _one(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
     n = cfg.facts_per_doc
     attrs = list(ATTRIBUTES)
     two = n >= 2 and rng.random() < cfg.two_fact_share
-    people = [str(p) for p in rng.choice(NAMES, size=max(2, (n + 1) // 2), replace=False)]
+    people = [str(p) for p in rng.choice(NAMES, size=2, replace=False)]
     asked_attr = str(rng.choice(attrs))
     facts: list[tuple[str, str, str]] = []
     if two:
@@ -82,13 +83,13 @@ def _one(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
         va = str(rng.choice(ATTRIBUTES[asked_attr]))
         facts.append((a, asked_attr, va))
         question, answer = f"what is {a}'s {asked_attr}?", va
-    asked = {(f[0], f[1]) for f in facts}
     n_evidence = len(facts)
-    while len(facts) < n:  # distractors: same people or same attribute, never the asked (person, attribute)
-        person = str(rng.choice(people))
+    asked_people = {f[0] for f in facts}
+    others = [p for p in NAMES if p not in asked_people]
+    while len(facts) < n:  # distractors: about other people, often the asked attribute (the value must be read
+        # from the fact naming the asked person; with the evidence masked, that person is absent from the document)
+        person = str(rng.choice(others))
         attribute = asked_attr if rng.random() < 0.5 else str(rng.choice(attrs))
-        if (person, attribute) in asked or any(f[0] == person and f[1] == attribute for f in facts):
-            person = str(rng.choice([p for p in NAMES if p not in people]))
         if any(f[0] == person and f[1] == attribute for f in facts):
             continue
         facts.append((person, attribute, str(rng.choice(ATTRIBUTES[attribute]))))
