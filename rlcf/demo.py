@@ -93,9 +93,17 @@ def _defacto_stage(out: Path, episodes: int) -> str:
     from rlcf.algorithm import train
     from rlcf.eval.llm import format_split_table
 
-    run, _ = train(  # the embedded defaults are configs/defacto/grounded_qa.yaml's
+    steps = 40
+    quick: list[str] = []
+    if episodes < DEMO_EPISODES:  # a smoke-sized demo (tests, --episodes below the default): a few seconds
+        steps = 2
+        quick = ["config.tiny.hidden_size=32", "config.tiny.layers=1", "config.tiny.intermediate_size=64",
+                 "config.sft_docs=60", "config.sft_epochs=1", "config.train_docs=12", "config.eval_docs=6",
+                 "config.prompts_per_step=2", "config.num_generations=2", "config.max_completion_length=12"]
+    run, _ = train(  # embedded defaults (configs/defacto/grounded_qa.yaml is the longer, measured setting)
         None,
-        [f"run.out_dir={out / 'runs'}", "run.name=demo", "run.total_steps=40", "run.checkpoint_every=40", "run.log_every=5"],
+        [f"run.out_dir={out / 'runs'}", "run.name=demo", f"run.total_steps={steps}", f"run.checkpoint_every={steps}",
+         "run.log_every=5", *quick],
         algo="defacto",
     )
     table = format_split_table(run.results).replace("\n", "\n      ")
