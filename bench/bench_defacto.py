@@ -49,9 +49,10 @@ def arm(name: str, sft: Path, seed: int, steps: int, out: Path, base_overrides: 
     }[name]
     run, _ = train(
         None,
-        [f"run.out_dir={out / name}", f"run.name={name}-s{seed}", f"run.seed={seed}", f"run.total_steps={steps}",
+        [*base_overrides,  # first: the arm's own settings below must win
+         f"run.out_dir={out / name}", f"run.name={name}-s{seed}", f"run.seed={seed}", f"run.total_steps={steps}",
          f"run.checkpoint_every={steps}", f"run.log_every={max(1, steps // 10)}", f"config.model={sft}", "config.sft_epochs=0",
-         *base_overrides, *extra],
+         *extra],
         algo="defacto",
     )
     return {split: scores.as_dict() for split, scores in run.results[name].items()} | {
