@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from rlcf.algos.cfcql import NEG_INF
-from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, OfflineMARLConfig, from_unit
+from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, OfflineMARLConfig, adam, from_unit
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -37,7 +37,7 @@ class BC(OfflineMARLAlgorithm):
         super().__init__(config, run_config, device)
         torch.manual_seed(run_config.seed)
         self.policy_net = AgentMLP(self.n, self.obs_dim, self.act_dim, tuple(config.hidden)).to(device)
-        self.opt = torch.optim.Adam(self.policy_net.parameters(), lr=config.lr)
+        self.opt = adam(self.policy_net.parameters(), config.lr)
 
     def train_step(self, step: int) -> dict[str, float]:
         batch = self.sample()

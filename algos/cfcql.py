@@ -50,7 +50,17 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, OfflineMARLConfig, QMixer, from_unit, soft_update
+from rlcf.algos.common import (
+    AgentMLP,
+    OfflineMARLAlgorithm,
+    OfflineMARLConfig,
+    QMixer,
+    adam,
+    from_unit,
+    maybe_compile,
+    scalar_metrics,
+    soft_update,
+)
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -61,7 +71,9 @@ __all__ = [
     "counterfactual_joint_actions",
     "counterfactual_lambda",
     "counterfactual_penalty",
+    "candidate_actions",
     "discrete_counterfactual_q",
+    "draw_candidate_noise",
     "discrete_divergence",
     "sample_actions",
 ]
@@ -142,8 +154,19 @@ def counterfactual_critic_values(critic: Any, state: torch.Tensor, data_actions:
     return critic.forward_members(pre, start=1).reshape(m, B, n, K).permute(1, 2, 3, 0)
 
 
-def sample_actions(
-    batch_size: int, valid: torch.Tensor, num: int, generator: Any, policy_actions: torch.Tensor | None = None, noise: float = 0.2
+def draw_candidate_noise(batch_size: int, valid: torch.Tensor, num: int, generator: Any, with_policy: bool) -> dict[str, torch.Tensor]:
+    """The random numbers behind :func:`candidate_actions`: ``uniform [B, n, num, d]`` in [0, 1) and, for policy
+    samples, standard-normal ``gauss [B, n, num, d]``. Drawn apart from the loss so the loss is a pure function of
+    its inputs (``torch.compile`` cannot trace a seeded generator) and runs are reproducible from ``generator``."""
+    n, d = valid.shape
+    out = {"uniform": torch.rand(batch_size, n, num, d, device=valid.device, generator=generator)}
+    if with_policy:
+        out["gauss"] = torch.randn(batch_size, n, num, d, device=valid.device, generator=generator)
+    return out
+
+
+def candidate_actions(
+    valid: torch.Tensor, draws: dict[str, torch.Tensor], policy_actions: torch.Tensor | None = None, noise: float = 0.2
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate actions per agent for a sampled logsumexp, and their log-densities (importance weights).
 
@@ -154,16 +177,25 @@ def sample_actions(
     Returns:
         ``candidates [B, n, K, d]`` and ``log_density [B, n, K]``, K = num or 2·num.
     """
-    n, d = valid.shape
     dims = valid.sum(-1).to(torch.float32)
-    uniform = (torch.rand(batch_size, n, num, d, device=valid.device, generator=generator) * 2 - 1) * valid[None, :, None, :]
-    samples, logp = [uniform], [(-dims * math.log(2.0))[None, :, None].expand(batch_size, n, num)]
+    mask = valid[None, :, None, :]
+    uniform = (draws["uniform"] * 2 - 1) * mask
+    B, num = uniform.shape[0], uniform.shape[2]
+    samples, logp = [uniform], [(-dims * math.log(2.0))[None, :, None].expand(B, -1, num)]
     if policy_actions is not None:
-        eps = torch.randn(batch_size, n, num, d, device=valid.device, generator=generator) * noise
-        samples.append((policy_actions.unsqueeze(2) + eps).clamp(-1, 1) * valid[None, :, None, :])
+        eps = draws["gauss"] * noise
+        samples.append((policy_actions.unsqueeze(2) + eps).clamp(-1, 1) * mask)
         gauss = -0.5 * (eps / noise) ** 2 - math.log(noise) - 0.5 * math.log(2 * math.pi)
-        logp.append((gauss * valid[None, :, None, :]).sum(-1))
+        logp.append((gauss * mask).sum(-1))
     return torch.cat(samples, 2), torch.cat(logp, 2)
+
+
+def sample_actions(
+    batch_size: int, valid: torch.Tensor, num: int, generator: Any, policy_actions: torch.Tensor | None = None, noise: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`draw_candidate_noise` then :func:`candidate_actions` (for callers that need no pure loss)."""
+    draws = draw_candidate_noise(batch_size, valid, num, generator, policy_actions is not None)
+    return candidate_actions(valid, draws, policy_actions, noise)
 
 
 def discrete_counterfactual_q(agent_q: torch.Tensor, actions: torch.Tensor, state: torch.Tensor, mixer: Any) -> torch.Tensor:
@@ -249,17 +281,21 @@ class CFCQL(OfflineMARLAlgorithm):
             self.agent_q = AgentMLP(n, self.obs_dim, A, h).to(device)
             self.mixer = QMixer(n, self.state_dim, c.mixer_embed, c.hypernet_embed).to(device)
             self.target_agent_q, self.target_mixer = copy.deepcopy(self.agent_q), copy.deepcopy(self.mixer)
-            self.q_opt = torch.optim.Adam([*self.agent_q.parameters(), *self.mixer.parameters()], lr=c.critic_lr)
+            self.q_opt = adam([*self.agent_q.parameters(), *self.mixer.parameters()], c.critic_lr)
             self.behaviour = AgentMLP(n, self.obs_dim, A, h).to(device)  # β_i(a_i | o_i), logits
         else:
             d = self.act_dim
             self.actor = AgentMLP(n, self.obs_dim, d, h, out_scale=3e-3).to(device)
             self.critic = AgentMLP(2, self.state_dim + n * d, 1, h).to(device)  # twin heads in one batched MLP
             self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr)
-            self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr)
+            self.actor_opt = adam(self.actor.parameters(), c.actor_lr)
+            self.critic_opt = adam(self.critic.parameters(), c.critic_lr)
             self.behaviour = AgentMLP(n, self.state_dim, 2 * d, h).to(device)  # β_i(a_i | s): mean, log-std
-        self.behaviour_opt = torch.optim.Adam(self.behaviour.parameters(), lr=c.behaviour_lr)
+        self.behaviour_opt = adam(self.behaviour.parameters(), c.behaviour_lr)
+        # The losses are pure functions of (batch, random draws), so they can be compiled as a whole.
+        self.critic_loss_fn = maybe_compile(self.discrete_loss if self.discrete else self.continuous_critic_loss, c.compile)
+        self.actor_loss_fn = maybe_compile(self.actor_objective, c.compile)
+        self.behaviour_loss_fn = maybe_compile(self.behaviour_loss, c.compile)
 
     # -- shared helpers ------------------------------------------------------------------------------------------
 
@@ -284,31 +320,39 @@ class CFCQL(OfflineMARLAlgorithm):
         logp = -0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
         return (logp * self.action_valid).sum(-1)
 
+    def draw(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every random number one update needs, drawn from the run's generator before the (pure) losses run."""
+        if self.discrete:
+            return {}
+        c, a = self.config, batch["actions"]
+        noise = draw_candidate_noise(a.shape[0], self.action_valid, c.num_sampled_actions, self.gen, c.sample_sources == "uniform+policy")
+        return {"target": torch.randn(a.shape, device=a.device, generator=self.gen), **noise}
+
     # -- the conservative term ------------------------------------------------------------------------------------
 
-    def continuous_penalty(self, batch: dict[str, torch.Tensor], q_data: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def continuous_penalty(self, batch: dict[str, torch.Tensor], q_data: torch.Tensor, draws: dict[str, torch.Tensor]):
         """``Σ_k counterfactual_penalty`` over both critic heads (MPE/MaMuJoCo branches of the reference)."""
         c, s, a = self.config, batch["state"], batch["actions"]
         with torch.no_grad():
-            pi = self.policy(batch["obs"]) if c.sample_sources == "uniform+policy" else None
-        cand, logp_all = sample_actions(a.shape[0], self.action_valid, c.num_sampled_actions, self.gen, pi, c.policy_sample_noise)
+            pi = self.policy(batch["obs"]) if "gauss" in draws else None
+        cand, logp_all = candidate_actions(self.action_valid, draws, pi, c.policy_sample_noise)
         K = cand.shape[2]
         q_cf = counterfactual_critic_values(self.critic, s, a, cand)  # [B, n, K, 2]: Q(s, c_ik, a_{-i}^D)
         t = c.lse_temperature
         lse = t * torch.logsumexp((q_cf - logp_all.unsqueeze(-1)) / t, dim=2) - t * math.log(K)  # [B, n, 2]
-        lam, info = self.lambda_weights(batch)
+        lam, stats = self.lambda_weights(batch)
         penalty = sum(counterfactual_penalty(lse[..., k], lam, q_data[..., k]) for k in range(2))
-        return penalty, info
+        return penalty, stats
 
     def discrete_penalty(self, batch: dict[str, torch.Tensor], agent_q: torch.Tensor, q_tot: torch.Tensor):
         q_cf = discrete_counterfactual_q(agent_q, batch["actions"], batch["state"], self.mixer)
         q_cf = q_cf.masked_fill(~self.action_valid[None], NEG_INF)
         lse = torch.logsumexp(q_cf, dim=-1)  # [B, n]
-        lam, info = self.lambda_weights(batch, q_cf=q_cf)
-        return counterfactual_penalty(lse, lam, q_tot), info
+        lam, stats = self.lambda_weights(batch, q_cf=q_cf)
+        return counterfactual_penalty(lse, lam, q_tot), stats
 
-    def lambda_weights(self, batch: dict[str, torch.Tensor], q_cf: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """λ ``[B, n]`` (detached) and the mean divergence per agent for logging."""
+    def lambda_weights(self, batch: dict[str, torch.Tensor], q_cf: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """λ ``[B, n]`` (detached) and, for logging, its mean per agent (``train/lambda`` → ``train/lambda_i``)."""
         c = self.config
         B = batch["obs"].shape[0]
         if c.lambda_mode == "uniform" or c.lambda_temperature == 0.0:
@@ -320,20 +364,66 @@ class CFCQL(OfflineMARLAlgorithm):
             else:
                 divergence = -self.behaviour_log_prob(batch["state"], self.policy(batch["obs"]))
             lam = counterfactual_lambda(divergence, c.lambda_temperature, c.lambda_mode)
-        info = {f"train/lambda_{i}": float(v) for i, v in enumerate(lam.mean(0).tolist())}
-        return lam, info
+        return lam, {"train/lambda": lam.mean(0)}
+
+    def behaviour_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Negative log-likelihood of the dataset actions under the behaviour model."""
+        if self.discrete:
+            logits = self.behaviour(batch["obs"]).masked_fill(~self.action_valid[None], NEG_INF)
+            return F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten())
+        return -self.behaviour_log_prob(batch["state"], batch["actions"]).mean()
 
     def behaviour_step(self, batch: dict[str, torch.Tensor]) -> float:
         """One maximum-likelihood step of the behaviour model (only needed for softmax/argmax λ)."""
-        if self.discrete:
-            logits = self.behaviour(batch["obs"]).masked_fill(~self.action_valid[None], NEG_INF)
-            loss = F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten())
-        else:
-            loss = -self.behaviour_log_prob(batch["state"], batch["actions"]).mean()
+        loss = self.behaviour_loss_fn(batch)
         self.behaviour_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.behaviour_opt.step()
         return loss.item()
+
+    def conservative_term(self, batch, draws, agent_q=None, q_tot=None, q_data=None):
+        """The conservative penalty (CFCQL's counterfactual term) and logging tensors; baselines override this."""
+        if self.discrete:
+            return self.discrete_penalty(batch, agent_q, q_tot)
+        return self.continuous_penalty(batch, q_data, draws)
+
+    # -- losses (pure functions of the batch and the draws; compiled when config.compile) -------------------------
+
+    def discrete_loss(self, batch: dict[str, torch.Tensor], draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
+        valid = self.action_valid[None]
+        with torch.no_grad():
+            next_q = self.agent_q(batch["next_obs"]).masked_fill(~valid, NEG_INF)
+            greedy = next_q.argmax(-1, keepdim=True)  # double Q: online argmax, target value
+            target_q = self.target_agent_q(batch["next_obs"]).gather(-1, greedy).squeeze(-1)
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.target_mixer(target_q, batch["next_state"])
+        agent_q = self.agent_q(batch["obs"])
+        q_tot = self.mixer(agent_q.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1), batch["state"])
+        td = 0.5 * ((q_tot - y) ** 2).mean()
+        penalty, stats = self.conservative_term(batch, draws, agent_q=agent_q, q_tot=q_tot)
+        loss = td + c.cql_alpha * penalty
+        return loss, {"losses/td": td.detach(), "losses/cql": penalty.detach(), "train/q_data": q_tot.detach().mean(), **stats}
+
+    def continuous_critic_loss(self, batch: dict[str, torch.Tensor], draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
+        s, a = batch["state"], batch["actions"]
+        with torch.no_grad():
+            next_a = ((self.policy(batch["next_obs"], self.target_actor) + draws["target"] * c.target_noise).clamp(-1, 1)) * self.action_valid
+            next_q = self.critic_values(batch["next_state"], next_a, self.target_critic).min(-1).values
+            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * next_q
+        q_data = self.critic_values(s, a)  # [B, 2]
+        td = ((q_data - y.unsqueeze(-1)) ** 2).mean(0).sum()
+        penalty, stats = self.conservative_term(batch, draws, q_data=q_data)
+        loss = td + c.cql_alpha * penalty
+        return loss, {"losses/td": td.detach(), "losses/cql": penalty.detach(), "train/q_data": q_data.detach().mean(), **stats}
+
+    def actor_loss(self, batch: dict[str, torch.Tensor], pi: torch.Tensor) -> torch.Tensor:
+        """Counterfactual actor loss: agent i's policy action with the others' dataset actions (reference cf_pol)."""
+        q = counterfactual_critic_values(self.critic, batch["state"], batch["actions"], pi.unsqueeze(2))[:, :, 0, 0]  # [B, n]
+        return -q.mean() + self.config.action_reg * (pi**2).mean()
+
+    def actor_objective(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.actor_loss(batch, self.policy(batch["obs"]))
 
     # -- update steps ---------------------------------------------------------------------------------------------
 
@@ -348,17 +438,7 @@ class CFCQL(OfflineMARLAlgorithm):
 
     def discrete_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         c = self.config
-        valid = self.action_valid[None]
-        with torch.no_grad():
-            next_q = self.agent_q(batch["next_obs"]).masked_fill(~valid, NEG_INF)
-            greedy = next_q.argmax(-1, keepdim=True)  # double Q: online argmax, target value
-            target_q = self.target_agent_q(batch["next_obs"]).gather(-1, greedy).squeeze(-1)
-            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * self.target_mixer(target_q, batch["next_state"])
-        agent_q = self.agent_q(batch["obs"])
-        q_tot = self.mixer(agent_q.gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1), batch["state"])
-        td = 0.5 * ((q_tot - y) ** 2).mean()
-        penalty, info = self.conservative_term(batch, agent_q=agent_q, q_tot=q_tot)
-        loss = td + c.cql_alpha * penalty
+        loss, stats = self.critic_loss_fn(batch, self.draw(batch))
         self.q_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*self.agent_q.parameters(), *self.mixer.parameters()], 10.0)
@@ -366,45 +446,24 @@ class CFCQL(OfflineMARLAlgorithm):
         if (self.updates + 1) % c.target_update_every == 0:
             self.target_agent_q.load_state_dict(self.agent_q.state_dict())
             self.target_mixer.load_state_dict(self.mixer.state_dict())
-        return {"losses/td": td.item(), "losses/cql": penalty.item(), "train/q_data": q_tot.mean().item(), **info}
-
-    def conservative_term(self, batch, agent_q=None, q_tot=None, q_data=None):
-        """The conservative penalty (CFCQL's counterfactual term); baselines override this one method."""
-        if self.discrete:
-            return self.discrete_penalty(batch, agent_q, q_tot)
-        return self.continuous_penalty(batch, q_data)
+        return scalar_metrics(stats)
 
     def continuous_update(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         c = self.config
-        s, a = batch["state"], batch["actions"]
-        with torch.no_grad():
-            noise = torch.randn(a.shape, device=a.device, generator=self.gen) * c.target_noise
-            next_a = ((self.policy(batch["next_obs"], self.target_actor) + noise).clamp(-1, 1)) * self.action_valid
-            next_q = self.critic_values(batch["next_state"], next_a, self.target_critic).min(-1).values
-            y = batch["rewards"] + c.gamma * (1 - batch["terminals"]) * next_q
-        q_data = self.critic_values(s, a)  # [B, 2]
-        td = ((q_data - y.unsqueeze(-1)) ** 2).mean(0).sum()
-        penalty, info = self.conservative_term(batch, q_data=q_data)
-        loss = td + c.cql_alpha * penalty
+        loss, stats = self.critic_loss_fn(batch, self.draw(batch))
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), c.critic_grad_clip)
         self.critic_opt.step()
-        metrics = {"losses/td": td.item(), "losses/cql": penalty.item(), "train/q_data": q_data.mean().item(), **info}
+        metrics = scalar_metrics(stats)
         if step % c.actor_every == 0:
             metrics["losses/actor"] = self.actor_step(batch)
             soft_update(self.target_critic, self.critic, c.tau)
             soft_update(self.target_actor, self.actor, c.tau)
         return metrics
 
-    def actor_loss(self, batch: dict[str, torch.Tensor], pi: torch.Tensor) -> torch.Tensor:
-        """Counterfactual actor loss: agent i's policy action with the others' dataset actions (reference cf_pol)."""
-        q = counterfactual_critic_values(self.critic, batch["state"], batch["actions"], pi.unsqueeze(2))[:, :, 0, 0]  # [B, n]
-        return -q.mean() + self.config.action_reg * (pi**2).mean()
-
     def actor_step(self, batch: dict[str, torch.Tensor]) -> float:
-        pi = self.policy(batch["obs"])
-        loss = self.actor_loss(batch, pi)
+        loss = self.actor_loss_fn(batch)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.critic_grad_clip)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from rlcf.algos.cfcql import NEG_INF, CFCQLConfig, sample_actions
-from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, from_unit, soft_update
+from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, adam, from_unit, soft_update
 from rlcf.registry import algos
 
 __all__ = ["ICQL"]
@@ -38,13 +38,13 @@ class ICQL(OfflineMARLAlgorithm):
         if self.discrete:
             self.q = AgentMLP(n, self.obs_dim, d, h).to(device)
             self.target_q = copy.deepcopy(self.q)
-            self.opt = torch.optim.Adam(self.q.parameters(), lr=config.critic_lr)
+            self.opt = adam(self.q.parameters(), config.critic_lr)
         else:
             self.actor = AgentMLP(n, self.obs_dim, d, h, out_scale=3e-3).to(device)
             self.critic = AgentMLP(n, self.obs_dim + d, 2, h).to(device)  # twin heads per agent
             self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-            self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-            self.opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+            self.actor_opt = adam(self.actor.parameters(), config.actor_lr)
+            self.opt = adam(self.critic.parameters(), config.critic_lr)
 
     def policy(self, obs, actor=None):
         return torch.tanh((actor or self.actor)(obs)) * self.action_valid

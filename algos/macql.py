@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlcf.algos.cfcql import CFCQL, CFCQLConfig, sample_actions
+from rlcf.algos.cfcql import CFCQL, CFCQLConfig, candidate_actions
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -52,21 +52,26 @@ class MACQL(CFCQL):
     def lambda_weights(self, batch, q_cf=None):
         return torch.full((batch["obs"].shape[0], self.n), 1.0 / self.n, device=self.device), {}
 
-    def conservative_term(self, batch, agent_q=None, q_tot=None, q_data=None):
-        c = self.config
+    def draw(self, batch):
+        draws = super().draw(batch)
         if self.discrete:
             B = batch["obs"].shape[0]
+            draws["joint"] = torch.rand(B, self.config.joint_samples, self.n, device=self.device, generator=self.gen)
+        return draws
+
+    def conservative_term(self, batch, draws, agent_q=None, q_tot=None, q_data=None):
+        c = self.config
+        if self.discrete:
             dims = torch.as_tensor(self.data.action_dims, device=self.device)
-            u = torch.rand(B, c.joint_samples, self.n, device=self.device, generator=self.gen)
-            joint = (u * dims).long().clamp_max(dims - 1)  # uniform over each agent's own actions
+            joint = (draws["joint"] * dims).long().clamp_max(dims - 1)  # uniform over each agent's own actions
             lse = joint_logsumexp_discrete(agent_q, joint, batch["state"], self.mixer)
             return (lse - q_tot).mean(), {}
         a, s = batch["actions"], batch["state"]
         B = a.shape[0]
         with torch.no_grad():
-            pi = self.policy(batch["obs"]) if c.sample_sources == "uniform+policy" else None
+            pi = self.policy(batch["obs"]) if "gauss" in draws else None
         # Joint sample k = every agent's k-th candidate (all agents leave the data at once); densities multiply.
-        cand, logp = sample_actions(B, self.action_valid, c.num_sampled_actions, self.gen, pi, c.policy_sample_noise)
+        cand, logp = candidate_actions(self.action_valid, draws, pi, c.policy_sample_noise)
         joint, logp = cand.transpose(1, 2), logp.sum(1)  # [B, K, n, d], [B, K]
         K = joint.shape[1]
         q = self.critic_values(s.unsqueeze(1).expand(B, K, s.shape[-1]), joint)  # [B, K, 2]

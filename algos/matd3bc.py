@@ -41,7 +41,11 @@ class MATD3BC(CFCQL):
     def lambda_weights(self, batch, q_cf=None):
         return torch.full((batch["obs"].shape[0], self.n), 1.0 / self.n, device=self.device), {}
 
-    def conservative_term(self, batch, agent_q=None, q_tot=None, q_data=None):
+    def draw(self, batch):
+        a = batch["actions"]
+        return {"target": torch.randn(a.shape, device=a.device, generator=self.gen)}
+
+    def conservative_term(self, batch, draws, agent_q=None, q_tot=None, q_data=None):
         return torch.zeros((), device=self.device), {}
 
     def actor_loss(self, batch, pi):

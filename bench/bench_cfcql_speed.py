@@ -34,12 +34,12 @@ os.environ.setdefault("RLCF_QUIET", "1")
 N_AGENTS, OBS_DIM, ACT_DIM, CA_RATIO = 3, 18, 5, 5
 
 
-def rlcf_stepper(batch: int, lambda_mode: str, dataset_id: str):
+def rlcf_stepper(batch: int, lambda_mode: str, dataset_id: str, compile: bool = False):
     from rlcf.config import load_experiment
     from rlcf.device import resolve_device
     from rlcf.registry import algos
 
-    overrides = [f"config.batch_size={batch}", f"config.dataset={dataset_id}", f"config.lambda_mode={lambda_mode}", "config.sample_sources=uniform"]
+    overrides = [f"config.batch_size={batch}", f"config.dataset={dataset_id}", f"config.lambda_mode={lambda_mode}", "config.sample_sources=uniform", f"config.compile={compile}"]
     exp = load_experiment(None, overrides, algo="cfcql")
     algo = algos.get("cfcql")(exp.config, exp.run, resolve_device("cpu"))
     state = {"step": 0}
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=25, help="critic updates per timed block (a multiple of 5)")
     parser.add_argument("--blocks", type=int, default=3, help="alternating timed blocks per implementation")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the config.compile=true arms")
     parser.add_argument("--out", default="runs/bench_cfcql_speed")
     args = parser.parse_args()
 
@@ -138,10 +139,13 @@ def main() -> None:
             "rlcf cfcql (uniform λ)": rlcf_stepper(batch, "uniform", dataset_id),
             "rlcf cfcql (softmax λ)": rlcf_stepper(batch, "softmax", dataset_id),
         }
+        if args.compile:
+            steppers["rlcf cfcql compiled (uniform λ)"] = rlcf_stepper(batch, "uniform", dataset_id, compile=True)
+            steppers["rlcf cfcql compiled (softmax λ)"] = rlcf_stepper(batch, "softmax", dataset_id, compile=True)
         if args.reference:
             steppers["reference MATD3CC (uniform λ)"] = reference_stepper(args.reference.resolve(), batch)
-        for step in steppers.values():  # warm-up
-            timed(step, CA_RATIO)
+        for step in steppers.values():  # warm-up (compiles the compiled arms' critic and actor losses)
+            timed(step, 2 * CA_RATIO)
         rates: dict[str, list[float]] = {name: [] for name in steppers}
         for _ in range(args.blocks):  # alternate so that load changes hit every implementation alike
             for name, step in steppers.items():
@@ -152,11 +156,11 @@ def main() -> None:
 
     print(f"\nCritic gradient updates per second (median of {args.blocks} alternating blocks of {args.updates}), "
           f"{args.threads} threads, hidden 64, 3 agents x 5-d actions, 10 uniform samples/agent, 1 actor step per 5")
-    print(f"{'batch':>6}  {'implementation':32s} {'updates/s':>10}  {'vs reference':>12}")
+    print(f"{'batch':>6}  {'implementation':34s} {'updates/s':>10}  {'vs reference':>12}")
     for batch, name, rate in rows:
         ref = next((r for b, n, r in rows if b == batch and n.startswith("reference")), None)
         ratio = f"{rate / ref:11.2f}x" if ref else "           -"
-        print(f"{batch:>6}  {name:32s} {rate:10.2f}  {ratio}")
+        print(f"{batch:>6}  {name:34s} {rate:10.2f}  {ratio}")
 
 
 if __name__ == "__main__":
