@@ -35,7 +35,7 @@ from rlcf.algos.llm_common import TinyLMConfig
 from rlcf.config import option, require
 from rlcf.registry import algos
 
-__all__ = ["DeFacto", "DeFactoConfig", "validate_rows"]
+__all__ = ["DeFacto", "DeFactoConfig", "load_for", "task_rows", "validate_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ class DeFactoConfig:
     loss_type: str = option("dapo", "TRL loss aggregation: grpo, dapo, dr_grpo, bnpo, ...")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(48, "Generation length in evaluation.")
+    modality: str = option(
+        "text",
+        "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.grounded_images) "
+        "and a vision-language model ('tiny' builds a tiny Qwen2-VL), rewards reading <bbox> boxes.",
+    )
+    image_size: int = option(56, "Image modality: picture side in pixels (a multiple of 28).")
 
     def __post_init__(self) -> None:
         from rlcf.reward_fns.defacto import VARIANTS
@@ -84,6 +90,13 @@ class DeFactoConfig:
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
         require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
         require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
+        require(
+            self.modality == "text" or self.sft_epochs == 0,
+            "sft_epochs",
+            "the SFT stage is text-only so far; with modality image set sft_epochs: 0 (GRPO starts from the model as given)",
+        )
+        require(self.image_size % 28 == 0, "image_size", f"must be a multiple of 28 (Qwen2-VL's merged patch), got {self.image_size}")
 
 
 def validate_rows(rows: list[dict[str, Any]], where: str = "dataset") -> None:
@@ -114,6 +127,24 @@ def _latest_trainer_checkpoint(folder: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[dict[str, Any]]:
+    """The embedded task's variant rows for ``config.modality``."""
+    if config.modality == "image":
+        from rlcf.envs.grounded_images import GroundedImageConfig, grounded_image_rows
+
+        return grounded_image_rows(split, count, seed=seed, config=GroundedImageConfig(size=config.image_size))
+    from rlcf.envs.grounded_qa import grounded_qa_rows
+
+    return grounded_qa_rows(split, count, seed=seed)
+
+
+def load_for(config: DeFactoConfig, path: str | Path, device: Any = None) -> tuple[Any, Any]:
+    """``(model, processing class)``: a causal LM and its tokenizer, or a VLM and its processor."""
+    from rlcf.algos.llm_common import load_model, load_vlm
+
+    return load_vlm(path, device) if config.modality == "image" else load_model(path, device)
+
+
 def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
     from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
 
@@ -135,7 +166,7 @@ class DeFacto(Algorithm):
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
 
-        from rlcf.algos.llm_common import build_tiny_lm, load_model, run_sft, sft_arguments
+        from rlcf.algos.llm_common import build_tiny_lm, build_tiny_vlm, run_sft, sft_arguments
         from rlcf.atomic import atomic_dir, atomic_write_text
         from rlcf.device import resolve_device
         from rlcf.envs.grounded_qa import grounded_qa_rows
@@ -148,8 +179,8 @@ class DeFacto(Algorithm):
         gpu = device.type == "cuda"
         seed_everything(rc.seed)
         rewards = RewardSet(list(c.rewards), list(c.reward_weights) if c.reward_weights is not None else None)
-        eval_rows = grounded_qa_rows("eval", c.eval_docs, seed=c.data_seed)
-        train_rows = [r for r in grounded_qa_rows("train", c.train_docs, seed=c.data_seed + 1000) if r["variant"] in c.variants]
+        eval_rows = task_rows(c, "eval", c.eval_docs, seed=c.data_seed)
+        train_rows = [r for r in task_rows(c, "train", c.train_docs, seed=c.data_seed + 1000) if r["variant"] in c.variants]
         validate_rows(train_rows, "GRPO training data")
         validate_rows(eval_rows, "evaluation data")
 
@@ -158,10 +189,17 @@ class DeFacto(Algorithm):
         if c.model == "tiny":
             model_path = run.path / "base_model"
             if not (model_path / "config.json").exists():
-                from rlcf.envs.grounded_qa import completion_for
+                if c.modality == "image":
+                    from rlcf.envs.grounded_images import image_completion_for
 
-                corpus = [r["prompt"] + completion_for(r) for r in grounded_qa_rows("train", 400, seed=c.data_seed + 2000)]
-                build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
+                    rows = task_rows(c, "train", 200, seed=c.data_seed + 2000)
+                    corpus = [r["prompt"][0]["content"][1]["text"] + image_completion_for(r) for r in rows]
+                    build_tiny_vlm(model_path, corpus, c.tiny, image_size=c.image_size, seed=rc.seed)
+                else:
+                    from rlcf.envs.grounded_qa import completion_for
+
+                    corpus = [r["prompt"] + completion_for(r) for r in grounded_qa_rows("train", 400, seed=c.data_seed + 2000)]
+                    build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
         # Stage 2: SFT.
         if c.sft_epochs > 0:
             sft_path = run.path / "sft_model"
@@ -170,7 +208,7 @@ class DeFacto(Algorithm):
                 run_sft(model_path, _sft_rows(c, c.data_seed), sft_path, args)
             model_path = sft_path
         results: dict[str, Any] = {}
-        model, tokenizer = load_model(model_path, device)
+        model, tokenizer = load_for(c, model_path, device)
         before = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
         results["sft" if c.sft_epochs > 0 else "base"] = before
         if not resume:
@@ -235,9 +273,7 @@ class DeFacto(Algorithm):
     @classmethod
     def evaluate_run(cls, run: Any) -> dict[str, Any]:
         """Per-split scores of a run's final model (or, before it exists, its newest GRPO checkpoint)."""
-        from rlcf.algos.llm_common import load_model
         from rlcf.device import resolve_device
-        from rlcf.envs.grounded_qa import grounded_qa_rows
         from rlcf.errors import UsageError
         from rlcf.eval.llm import evaluate_splits
 
@@ -247,8 +283,8 @@ class DeFacto(Algorithm):
             folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
             if folder is None:
                 raise UsageError(f"run '{run.path}' has no final model and no GRPO checkpoint yet; train it first")
-        model, tokenizer = load_model(folder, resolve_device(run.experiment.run.device))
-        return evaluate_splits(model, tokenizer, grounded_qa_rows("eval", c.eval_docs, seed=c.data_seed), c.eval_max_new_tokens)
+        model, tokenizer = load_for(c, folder, resolve_device(run.experiment.run.device))
+        return evaluate_splits(model, tokenizer, task_rows(c, "eval", c.eval_docs, seed=c.data_seed), c.eval_max_new_tokens)
 
 
 class _RunLogger:

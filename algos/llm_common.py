@@ -17,7 +17,16 @@ from typing import Any
 
 from rlcf.config import option, require
 
-__all__ = ["TinyLMConfig", "build_tiny_lm", "load_model", "run_sft", "sft_arguments"]
+__all__ = [
+    "ImageQwen2VLProcessor",
+    "TinyLMConfig",
+    "build_tiny_lm",
+    "build_tiny_vlm",
+    "load_model",
+    "load_vlm",
+    "run_sft",
+    "sft_arguments",
+]
 
 TAGS = ("<evidence>", "</evidence>", "<bbox>", "</bbox>", "<think>", "</think>", "<answer>", "</answer>")
 
@@ -41,15 +50,16 @@ class TinyLMConfig:
         require(self.heads % self.kv_heads == 0, "kv_heads", f"heads={self.heads} is not divisible by kv_heads={self.kv_heads}")
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int) -> Any:
-    """A byte-level BPE tokenizer trained on ``corpus``, with the DeFacto tags as single ordinary tokens."""
+def build_tokenizer(corpus: Iterable[str], vocab_size: int, extra_specials: Sequence[str] = ()) -> Any:
+    """A byte-level BPE tokenizer trained on ``corpus``, with the DeFacto tags as single ordinary tokens (and
+    ``extra_specials``, e.g. a vision model's image placeholders, as special tokens)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = ["<|pad|>", "<|endoftext|>"]
+    specials = ["<|pad|>", "<|endoftext|>", *extra_specials]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
@@ -88,6 +98,130 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return out
+
+
+# -- the vision-language path ----------------------------------------------------------------------------------------
+
+VISION_SPECIALS = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+VLM_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _image_processor_class() -> Any:
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil
+
+
+def _image_only_processor() -> Any:
+    from transformers import Qwen2VLProcessor
+
+    class ImageQwen2VLProcessor(Qwen2VLProcessor):
+        """Qwen2-VL's processor for images only: no video processor, so it needs no torchvision (which the
+        pinned CPU stack lacks). Everything else, chat template and image-token expansion included, is
+        Qwen2-VL's own."""
+
+        def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None, **kwargs: Any):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    return ImageQwen2VLProcessor
+
+
+def __getattr__(name: str) -> Any:  # ImageQwen2VLProcessor imports transformers only when asked for
+    if name == "ImageQwen2VLProcessor":
+        return _image_only_processor()
+    raise AttributeError(name)
+
+
+def build_tiny_vlm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConfig | None = None, image_size: int = 56, seed: int = 0) -> Path:
+    """A tiny randomly initialised Qwen2-VL (vision tower and language model from a config), its tokenizer
+    (trained on ``corpus``, with Qwen2-VL's vision placeholders) and image processor, saved to ``out_dir``."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    from rlcf.atomic import atomic_dir
+
+    cfg = config or TinyLMConfig()
+    tokenizer = build_tokenizer(corpus, cfg.vocab_size, VISION_SPECIALS)
+    tokenizer.chat_template = VLM_CHAT_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_SPECIALS}
+    head_dim = cfg.hidden_size // cfg.heads
+    section = [head_dim // 8, (head_dim // 2 - head_dim // 8) // 2]
+    section.append(head_dim // 2 - sum(section))  # multimodal RoPE: temporal, height, width parts of head_dim/2
+    config_ = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=cfg.hidden_size,
+            intermediate_size=cfg.intermediate_size,
+            num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads,
+            num_key_value_heads=cfg.kv_heads,
+            max_position_embeddings=max(cfg.max_positions, 512),
+            rope_scaling={"type": "mrope", "mrope_section": section},
+            tie_word_embeddings=True,
+        ),
+        vision_config=dict(
+            depth=1, embed_dim=cfg.hidden_size, hidden_size=cfg.hidden_size, num_heads=cfg.heads, mlp_ratio=2,
+            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config_)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    pixels = image_size * image_size
+    image_processor = _image_processor_class()(min_pixels=pixels, max_pixels=pixels, patch_size=14, merge_size=2, temporal_patch_size=2)
+    out = Path(out_dir)
+    with atomic_dir(out, overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        image_processor.save_pretrained(tmp)
+    return out
+
+
+def load_vlm(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
+    """``(model, processor)`` of a vision-language model from a hub id or a local folder.
+
+    The processor is ``AutoProcessor``'s; where that cannot be built because torchvision is missing (Qwen2-VL's
+    processor insists on a video processor, which needs it), a Qwen2-VL-family model gets
+    :class:`ImageQwen2VLProcessor` from the same folder's tokenizer and image processor.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, ProcessorMixin
+
+    from rlcf.errors import UsageError
+
+    processor, reason = None, "AutoProcessor found only a tokenizer"
+    try:
+        found = AutoProcessor.from_pretrained(str(name_or_path))
+        processor = found if isinstance(found, ProcessorMixin) else None
+    except (AttributeError, ImportError, ValueError, OSError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).strip()[:160]}"
+    if processor is None:
+        model_type = AutoConfig.from_pretrained(str(name_or_path)).model_type
+        if model_type not in ("qwen2_vl", "qwen2_5_vl"):
+            raise UsageError(f"could not build a processor for the vision-language model '{name_or_path}' ({reason})")
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        image_processor = _image_processor_class().from_pretrained(str(name_or_path))
+        processor = _image_only_processor()(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    model = AutoModelForImageTextToText.from_pretrained(str(name_or_path))
+    if device is not None:
+        model.to(device)
+    return model, processor
 
 
 def load_model(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:

@@ -31,33 +31,48 @@ class SplitScores:
         return {"accuracy": self.accuracy, "abstention": self.abstention, "grounding": self.grounding, "format": self.format}
 
 
-def generate(model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
-    """Greedy completions of plain-text ``prompts`` (left padding), decoded without special tokens."""
+def generate(
+    model: Any, tokenizer: Any, prompts: Sequence[Any], max_new_tokens: int, batch_size: int = 64, images: Sequence[Any] | None = None
+) -> list[str]:
+    """Greedy completions (left padding), decoded without special tokens.
+
+    Plain-text ``prompts`` go through ``tokenizer``; with ``images`` (one per prompt), ``tokenizer`` is a
+    vision-language processor and each prompt a conversation that its chat template renders.
+    """
     import torch
 
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    text_tok = getattr(tokenizer, "tokenizer", tokenizer)
+    side = text_tok.padding_side
+    text_tok.padding_side = "left"
     out: list[str] = []
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(prompts), batch_size):
-            enc = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True).to(model.device)
+            chunk = list(prompts[start : start + batch_size])
+            if images is None:
+                enc = tokenizer(chunk, return_tensors="pt", padding=True)
+            else:
+                texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
+                enc = tokenizer(text=texts, images=list(images[start : start + batch_size]), return_tensors="pt", padding=True)
+            enc = enc.to(model.device)
             with torch.no_grad():
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=text_tok.pad_token_id)
+            out += text_tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     finally:
-        tokenizer.padding_side = side
+        text_tok.padding_side = side
         model.train(was_training)
     return out
 
 
 def evaluate_splits(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_new_tokens: int = 48) -> dict[str, SplitScores]:
-    """Scores per variant of ``rows`` (each with ``prompt`` and the DeFacto reward columns)."""
+    """Scores per variant of ``rows`` (each with ``prompt`` and the DeFacto reward columns; with an ``image``
+    column, ``tokenizer`` is the vision-language model's processor)."""
     from rlcf.reward_fns.defacto import abstains, completion_text, tag_content
     from rlcf.reward_set import get_reward
 
-    completions = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    images = [r["image"] for r in rows] if rows and "image" in rows[0] else None
+    completions = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens, images=images)
     columns = {k: [r.get(k) for r in rows] for k in ("variant", "solution", "evidence", "non_evidence", "modality")}
     answer = np.asarray(get_reward("answer")(completions, **columns))
     grounding = np.asarray(get_reward("grounding")(completions, **columns))

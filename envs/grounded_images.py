@@ -1,0 +1,122 @@
+"""The embedded image task for DeFacto's vision-language path: synthetic pictures, no download.
+
+A ``size × size`` picture (default 56 px, a 2 × 2 grid of cells) has a noisy gray background and two to four
+coloured squares, each inside its own cell. The question names a cell: ``"What color is the square in the top
+left cell?"``; the answer is the square's colour, and the evidence is the square's box. The other cells are the
+non-evidence regions, so :func:`rlcf.envs.variants.build_image_variants` gives the three variants:
+
+- ``pos``: the picture as drawn;
+- ``neg``: the evidence square filled black (the cell looks empty): the expected answer is the abstention token;
+- ``random``: one other cell filled: the answer must not change.
+
+Pictures are partitioned between ``train`` and ``eval`` by the hash of their pixels and question (as the text
+task's documents are by their text), so the two splits never share an example whatever the seeds and counts.
+Rows carry a conversational ``prompt`` (an image part and a text part) and the ``image`` column, which is what
+TRL's ``GRPOTrainer`` feeds a vision-language model's processor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rlcf.envs.variants import build_image_variants
+
+__all__ = ["CELLS", "COLORS", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
+
+COLORS = {
+    "red": (220, 40, 40),
+    "green": (40, 180, 60),
+    "blue": (50, 80, 220),
+    "yellow": (230, 210, 40),
+    "white": (245, 245, 245),
+    "purple": (150, 60, 190),
+}
+CELLS = ("top left", "top right", "bottom left", "bottom right")
+_SPLIT_STREAMS = {"train": 0, "eval": 1_000_003}
+
+
+@dataclass(frozen=True)
+class GroundedImageConfig:
+    """Shape of the generated pictures."""
+
+    size: int = 56  # pixels per side; a multiple of 28 suits Qwen2-VL's 14-px patches merged 2 × 2
+    min_squares: int = 2
+    max_squares: int = 4
+    abstain: str = "unknown"
+
+
+def image_prompt_for(question: str) -> list[dict[str, Any]]:
+    """The conversational prompt of a row: the picture, then the question."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+
+
+def image_completion_for(row: dict[str, Any], abstain: str = "unknown") -> str:
+    """The completion a row expects: the evidence box as JSON, a short reasoning, the answer (or abstention)."""
+    if row["variant"] == "neg":
+        return f"<bbox>[]</bbox><think>the cell is empty.</think><answer>{abstain}</answer>"
+    box = json.dumps([[int(v) for v in b] for b in row["evidence"]])
+    return f"<bbox>{box}</bbox><think>the square is {row['solution']}.</think><answer>{row['solution']}</answer>"
+
+
+def _cell_box(cell: int, size: int) -> list[float]:
+    half = size // 2
+    x, y = (cell % 2) * half, (cell // 2) * half
+    return [float(x), float(y), float(x + half), float(y + half)]
+
+
+def _picture(rng: np.random.Generator, cfg: GroundedImageConfig) -> tuple[np.ndarray, dict[int, tuple[str, list[float]]]]:
+    """Pixels ``[size, size, 3]`` and the squares: cell → (colour name, box)."""
+    size, half = cfg.size, cfg.size // 2
+    pixels = rng.integers(90, 140, size=(size, size, 3), dtype=np.uint8)  # noisy gray, never black or a palette colour
+    count = int(rng.integers(cfg.min_squares, cfg.max_squares + 1))
+    cells = rng.choice(len(CELLS), size=count, replace=False)
+    colors = rng.choice(len(COLORS), size=count, replace=False)
+    squares: dict[int, tuple[str, list[float]]] = {}
+    for cell, color in zip(cells.tolist(), colors.tolist()):
+        name = list(COLORS)[color]
+        side = int(rng.integers(half // 2, half - 3))
+        x0, y0 = (cell % 2) * half, (cell // 2) * half
+        x1 = x0 + int(rng.integers(1, half - side))
+        y1 = y0 + int(rng.integers(1, half - side))
+        pixels[y1 : y1 + side, x1 : x1 + side] = COLORS[name]
+        squares[cell] = (name, [float(x1), float(y1), float(x1 + side), float(y1 + side)])
+    return pixels, squares
+
+
+def _split_of(pixels: np.ndarray, question: str) -> str:
+    digest = hashlib.sha1(pixels.tobytes() + question.encode()).hexdigest()
+    return "eval" if int(digest[:8], 16) % 10 == 0 else "train"
+
+
+def grounded_image_rows(split: str, count: int, seed: int = 0, config: GroundedImageConfig | None = None) -> list[dict[str, Any]]:
+    """``3·count`` rows (pos, neg, random per picture) with ``prompt``, ``image`` and the reward columns."""
+    from PIL import Image
+
+    from rlcf.errors import UsageError
+
+    if split not in _SPLIT_STREAMS:
+        raise UsageError(f"unknown split '{split}'. Valid splits: {', '.join(_SPLIT_STREAMS)}")
+    cfg = config or GroundedImageConfig()
+    if cfg.size % 2 or cfg.size < 28:
+        raise UsageError(f"image size must be even and at least 28 px, got {cfg.size}")
+    rng = np.random.default_rng([_SPLIT_STREAMS[split], seed])
+    rows: list[dict[str, Any]] = []
+    for _ in range(200 * count + 1000):
+        pixels, squares = _picture(rng, cfg)
+        cell = int(rng.choice(sorted(squares)))
+        question = f"What color is the square in the {CELLS[cell]} cell?"
+        if _split_of(pixels, question) != split:
+            continue
+        color, box = squares[cell]
+        others = [_cell_box(c, cfg.size) for c in range(len(CELLS)) if c != cell]
+        for row in build_image_variants(Image.fromarray(pixels), [box], others, rng, question=question, answer=color, abstain=cfg.abstain):
+            row["prompt"] = image_prompt_for(question)
+            rows.append(row)
+        if len(rows) == 3 * count:
+            return rows
+    raise UsageError(f"could only draw {len(rows) // 3} '{split}' pictures of {count}")
