@@ -71,6 +71,8 @@ class DeFactoConfig:
         "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.grounded_images) "
         "and a vision-language model ('tiny' builds a tiny Qwen2-VL), rewards reading <bbox> boxes.",
     )
+    facts_per_doc: int = option(4, "Text modality: facts per document (one or two are evidence, the rest distractors).")
+    two_fact_share: float = option(0.2, "Text modality: share of questions that need two facts ('do a and b have the same …?').")
     image_size: int = option(56, "Image modality: picture side in pixels (a multiple of 28).")
 
     def __post_init__(self) -> None:
@@ -96,6 +98,8 @@ class DeFactoConfig:
             "sft_epochs",
             "the SFT stage is text-only so far; with modality image set sft_epochs: 0 (GRPO starts from the model as given)",
         )
+        require(self.facts_per_doc >= 3, "facts_per_doc", f"must be >= 3 (up to two evidence facts plus a distractor), got {self.facts_per_doc}")
+        require(0.0 <= self.two_fact_share <= 1.0, "two_fact_share", f"must be in [0, 1], got {self.two_fact_share}")
         require(self.image_size % 28 == 0, "image_size", f"must be a multiple of 28 (Qwen2-VL's merged patch), got {self.image_size}")
 
 
@@ -135,7 +139,13 @@ def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[
         return grounded_image_rows(split, count, seed=seed, config=GroundedImageConfig(size=config.image_size))
     from rlcf.envs.grounded_qa import grounded_qa_rows
 
-    return grounded_qa_rows(split, count, seed=seed)
+    return grounded_qa_rows(split, count, seed=seed, config=qa_config(config))
+
+
+def qa_config(config: DeFactoConfig) -> Any:
+    from rlcf.envs.grounded_qa import GroundedQAConfig
+
+    return GroundedQAConfig(facts_per_doc=config.facts_per_doc, two_fact_share=config.two_fact_share)
 
 
 def load_for(config: DeFactoConfig, path: str | Path, device: Any = None) -> tuple[Any, Any]:
@@ -150,7 +160,7 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
 
     rng = np.random.default_rng([seed, 11])
     out = []
-    for row in grounded_qa_rows("train", config.sft_docs, seed=seed + 1):
+    for row in grounded_qa_rows("train", config.sft_docs, seed=seed + 1, config=qa_config(config)):
         if row["variant"] == "neg" and rng.random() >= config.sft_abstain_share:
             continue
         out.append({**row, "completion": completion_for(row)})
@@ -198,7 +208,7 @@ class DeFacto(Algorithm):
                 else:
                     from rlcf.envs.grounded_qa import completion_for
 
-                    corpus = [r["prompt"] + completion_for(r) for r in grounded_qa_rows("train", 400, seed=c.data_seed + 2000)]
+                    corpus = [r["prompt"] + completion_for(r) for r in task_rows(c, "train", 400, seed=c.data_seed + 2000)]
                     build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
         # Stage 2: SFT.
         if c.sft_epochs > 0:
