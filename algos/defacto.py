@@ -250,13 +250,14 @@ class DeFacto(Algorithm):
             lr_scheduler_type="constant",
             remove_unused_columns=False,
         )
+        tally = VariantRewardTally()
         trainer = GRPOTrainer(
             model=model,
-            reward_funcs=rewards.functions,
+            reward_funcs=[tally.wrap(fn, name) for fn, name in zip(rewards.functions, rewards.names)],
             args=args,
             train_dataset=Dataset.from_list(train_rows),
             processing_class=tokenizer,
-            callbacks=[_RunLogger(run)],
+            callbacks=[_RunLogger(run, tally)],
         )
         resume_from = _latest_trainer_checkpoint(ckpt_dir) if resume else None
         if resume and resume_from is None:
@@ -297,16 +298,46 @@ class DeFacto(Algorithm):
         return evaluate_splits(model, tokenizer, task_rows(c, "eval", c.eval_docs, seed=c.data_seed), c.eval_max_new_tokens)
 
 
+class VariantRewardTally:
+    """Per-variant means of every reward between two logging steps (TRL logs only the batch mean, which hides
+    whether a reward rises on ``neg`` while falling on ``random``). :meth:`wrap` keeps each function's name."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+
+    def wrap(self, fn: Any, name: str) -> Any:
+        import functools
+
+        @functools.wraps(fn)
+        def tallied(*args: Any, **kwargs: Any) -> Any:
+            values = fn(*args, **kwargs)
+            for variant, value in zip(kwargs.get("variant") or [], values):
+                if value is not None:
+                    acc = self.sums.setdefault(f"rewards/{name}/{variant}/mean", [0.0, 0])
+                    acc[0] += float(value)
+                    acc[1] += 1
+            return values
+
+        return tallied
+
+    def flush(self) -> dict[str, float]:
+        out = {key: total / count for key, (total, count) in self.sums.items() if count}
+        self.sums = {}
+        return out
+
+
 class _RunLogger:
     """A transformers ``TrainerCallback`` that copies TRL's logs into the run's metrics.jsonl / TensorBoard."""
 
-    def __new__(cls, run: Any) -> Any:
+    def __new__(cls, run: Any, tally: VariantRewardTally | None = None) -> Any:
         from transformers import TrainerCallback
 
         class RunLogger(TrainerCallback):
             def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
                 if logs:
                     numeric = {f"train/{k}" if "/" not in k else k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+                    if tally is not None:
+                        numeric.update(tally.flush())
                     run.log(numeric, int(state.global_step))
 
         return RunLogger()

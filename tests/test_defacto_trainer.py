@@ -57,6 +57,8 @@ def test_defacto_runs_end_to_end_and_resumes(tmp_path):
     logged = set().union(*rows)
     # Each reward is logged on its own (TRL's rewards/<name>/mean), as are the before-GRPO scores.
     assert {"rewards/format/mean", "rewards/answer/mean", "rewards/grounding/mean", "eval/before/neg/abstention"} <= logged
+    # ... and per variant, so that a reward rising on neg while falling on random shows.
+    assert {"rewards/answer/neg/mean", "rewards/answer/pos/mean", "rewards/grounding/random/mean"} <= logged
     table = json.loads((run.path / "eval.json").read_text())
     assert set(table) == {"sft", "defacto"} and set(table["sft"]) == {"pos", "neg", "random"}
     assert (run.path / "final_model" / "config.json").exists()
