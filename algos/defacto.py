@@ -73,6 +73,7 @@ class DeFactoConfig:
     )
     facts_per_doc: int = option(4, "Text modality: facts per document (one or two are evidence, the rest distractors).")
     two_fact_share: float = option(0.2, "Text modality: share of questions that need two facts ('do a and b have the same …?').")
+    mask_unit: str = option("fact", "Text modality: what a mask hides, 'fact' (the whole fact) or 'value' (its value, keeping its subject).")
     image_size: int = option(56, "Image modality: picture side in pixels (a multiple of 28).")
 
     def __post_init__(self) -> None:
@@ -100,6 +101,7 @@ class DeFactoConfig:
         )
         require(self.facts_per_doc >= 3, "facts_per_doc", f"must be >= 3 (up to two evidence facts plus a distractor), got {self.facts_per_doc}")
         require(0.0 <= self.two_fact_share <= 1.0, "two_fact_share", f"must be in [0, 1], got {self.two_fact_share}")
+        require(self.mask_unit in ("fact", "value"), "mask_unit", f"must be fact or value, got {self.mask_unit!r}")
         require(self.image_size % 28 == 0, "image_size", f"must be a multiple of 28 (Qwen2-VL's merged patch), got {self.image_size}")
 
 
@@ -145,7 +147,7 @@ def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[
 def qa_config(config: DeFactoConfig) -> Any:
     from rlcf.envs.grounded_qa import GroundedQAConfig
 
-    return GroundedQAConfig(facts_per_doc=config.facts_per_doc, two_fact_share=config.two_fact_share)
+    return GroundedQAConfig(facts_per_doc=config.facts_per_doc, two_fact_share=config.two_fact_share, mask_unit=config.mask_unit)
 
 
 def load_for(config: DeFactoConfig, path: str | Path, device: Any = None) -> tuple[Any, Any]:

@@ -7,8 +7,10 @@ A document lists ``facts_per_doc`` facts ``"<name>'s <attribute> is <value>."`` 
 - two facts: ``"Do <a> and <b> have the same <attribute>?"`` → ``yes`` / ``no``; evidence = both facts.
 
 Distractor facts are about other people, often with the asked attribute, so the answer must be read from the
-fact that names the asked person; when ``neg`` masks the evidence, the asked person is absent from the document
-— a counterfactual a small model can detect, and must learn to answer with the abstention token. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
+fact that names the asked person. ``mask_unit`` says what a mask hides: the whole fact (``fact``: under ``neg``
+the asked person is absent from the document) or only its value (``value``: ``"alex's city is [masked]."`` —
+the fact is still there, its evidence is not, as when DeFacto blacks out an image region). Either way the model
+must learn to answer ``neg`` with the abstention token. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
 ``prompt`` column; :func:`completion_for` writes the target completion a row expects (used for SFT data).
 """
 
@@ -55,6 +57,13 @@ class GroundedQAConfig:
     two_fact_share: float = 0.2
     random_count: int | None = None  # facts the ``random`` variant masks (default: as many as ``neg`` masks)
     abstain: str = "unknown"
+    mask_unit: str = "fact"  # "fact": a mask replaces the whole fact; "value": only its value ("alex's city is [masked].")
+
+    def __post_init__(self) -> None:
+        from rlcf.errors import UsageError
+
+        if self.mask_unit not in ("fact", "value"):
+            raise UsageError(f"mask_unit must be 'fact' or 'value', got {self.mask_unit!r}")
 
 
 def _fact(name: str, attribute: str, value: str) -> str:
@@ -96,7 +105,10 @@ def _one(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
     order = rng.permutation(n)
     segments = tuple(_fact(*facts[i]) for i in order)
     evidence = tuple(int(np.flatnonzero(order == j)[0]) for j in range(n_evidence))
-    return TextExample(segments, question, answer, evidence, uid=_document_key(segments))
+    spans = None
+    if cfg.mask_unit == "value":  # the value's characters: after "<name>'s <attribute> is ", before the final "."
+        spans = tuple((len(seg) - 1 - len(facts[i][2]), len(seg) - 1) for seg, i in zip(segments, order))
+    return TextExample(segments, question, answer, evidence, uid=_document_key(segments), spans=spans)
 
 
 def _split_of(uid: str) -> str:

@@ -3,7 +3,8 @@
 
 - Text: the input is a list of segments (sentences, numbered facts); regions are segment indices. ``neg`` masks
   every evidence segment and expects the abstention token; ``random`` masks some non-evidence segments and
-  keeps the answer.
+  keeps the answer. A mask replaces the whole segment, or only its span when the example gives one per segment
+  (a fact's value, keeping its subject: the evidence is gone but the question still refers to the document).
 - Images: regions are boxes ``[x1, y1, x2, y2]`` in pixels; masking fills the box (Pillow). ``random`` masks only
   candidate boxes that do not overlap any evidence box.
 
@@ -36,6 +37,8 @@ class TextExample:
         answer: the answer when nothing is masked.
         evidence: indices of the segments the answer rests on (at least one).
         uid: an identifier of the source document (kept in every variant's row).
+        spans: optional ``(start, end)`` character span per segment: the part a mask replaces (e.g. a fact's
+            value, keeping its subject). ``None`` masks whole segments.
     """
 
     segments: tuple[str, ...]
@@ -43,6 +46,8 @@ class TextExample:
     answer: str
     evidence: tuple[int, ...]
     uid: str = ""
+    spans: tuple[tuple[int, int], ...] | None = None
+
 
     def __post_init__(self) -> None:
         if not self.evidence:
@@ -50,6 +55,19 @@ class TextExample:
         bad = [i for i in self.evidence if not 0 <= i < len(self.segments)]
         if bad:
             raise UsageError(f"example {self.uid or self.question!r}: evidence indices {bad} are outside its {len(self.segments)} segments")
+        if self.spans is not None:
+            if len(self.spans) != len(self.segments):
+                raise UsageError(f"example {self.uid or self.question!r}: {len(self.spans)} spans for {len(self.segments)} segments; give one per segment")
+            for i, (a, b) in enumerate(self.spans):
+                if not 0 <= a < b <= len(self.segments[i]):
+                    raise UsageError(f"example {self.uid or self.question!r}: span {(a, b)} of segment {i + 1} is empty or outside its text")
+
+    def masked_segment(self, i: int, mask: str = MASK_TEXT) -> str:
+        """Segment ``i`` with its span (or all of it) replaced by ``mask``."""
+        if self.spans is None:
+            return mask
+        a, b = self.spans[i]
+        return self.segments[i][:a] + mask + self.segments[i][b:]
 
 
 def render_segments(segments: Sequence[str]) -> str:
@@ -74,7 +92,7 @@ def build_text_variants(
     random_masked = sorted(rng.choice(others, size=k, replace=False).tolist()) if k else []
 
     def row(variant: str, masked: list[int], solution: str) -> dict[str, Any]:
-        segments = [mask if i in masked else s for i, s in enumerate(example.segments)]
+        segments = [example.masked_segment(i, mask) if i in masked else s for i, s in enumerate(example.segments)]
         return {
             "uid": example.uid,
             "variant": variant,

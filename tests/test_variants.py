@@ -26,6 +26,25 @@ def test_text_variants_mask_evidence_or_only_non_evidence():
     assert len(rnd2["masked"]) == len(neg2["masked"]) == 2 and not set(rnd2["masked"]) & {2, 4}
 
 
+def test_span_masks_hide_only_the_value():
+    from rlcf.envs.grounded_qa import GroundedQAConfig
+
+    rows = grounded_qa_rows("train", 20, seed=3, config=GroundedQAConfig(mask_unit="value", facts_per_doc=3, two_fact_share=0.5))
+    for pos, neg, rnd in zip(rows[0::3], rows[1::3], rows[2::3]):
+        for row in (neg, rnd):
+            lines, originals = row["document"].splitlines(), pos["document"].splitlines()
+            for i, (line, orig) in enumerate(zip(lines, originals), start=1):
+                if i in row["masked"]:  # same subject and attribute, value gone
+                    assert line.endswith(f" is {MASK_TEXT}.") and line.rsplit(" is ", 1)[0] == orig.rsplit(" is ", 1)[0]
+                else:
+                    assert line == orig
+        assert neg["masked"] == neg["evidence"] and not set(rnd["masked"]) & set(rnd["evidence"])
+    with pytest.raises(UsageError, match="mask_unit"):
+        GroundedQAConfig(mask_unit="word")
+    with pytest.raises(UsageError, match="span"):
+        TextExample(("a is 1.",), "q?", "1", (0,), spans=((5, 99),))
+
+
 def test_examples_without_evidence_are_refused():
     with pytest.raises(UsageError, match="has no evidence regions"):
         TextExample(("a.",), "q?", "x", (), uid="doc-7")
