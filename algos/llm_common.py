@@ -261,8 +261,12 @@ def sft_arguments(out_dir: str | Path, *, epochs: float, lr: float, batch_size: 
     )
 
 
-def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str | Path, args: Any) -> Path:
-    """SFT on ``prompt``/``completion`` rows (loss on the completion only); saves model + tokenizer to ``out_dir``."""
+def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str | Path, args: Any, sampler: Any = None) -> Path:
+    """SFT on ``prompt``/``completion`` rows (loss on the completion only); saves model + tokenizer to ``out_dir``.
+
+    ``sampler`` (optional, a ``torch.utils.data.Sampler`` over ``rows``) replaces the trainer's shuffling, e.g.
+    DNA-Train's balanced real/counterfactual batches.
+    """
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -270,7 +274,15 @@ def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str
 
     model, tokenizer = load_model(model_path)
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    cls = SFTTrainer
+    if sampler is not None:
+
+        class SampledSFTTrainer(SFTTrainer):
+            def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+                return sampler
+
+        cls = SampledSFTTrainer
+    trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     trainer.train()
     out = Path(out_dir)
     with atomic_dir(out, overwrite=True) as tmp:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SplitScores", "evaluate_splits", "format_split_table", "generate", "plot_reward_curves"]
+__all__ = ["PairScores", "SplitScores", "evaluate_pairs", "evaluate_splits", "format_split_table", "generate", "plot_reward_curves"]
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,57 @@ def evaluate_splits(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], 
     return out
 
 
-def format_split_table(results: dict[str, dict[str, SplitScores]]) -> str:
-    """A text table: one row per (model, split)."""
-    lines = [f"{'model':14s} {'split':7s} {'rows':>5s} {'accuracy':>9s} {'abstain':>8s} {'grounding':>10s} {'format':>7s}"]
+@dataclass(frozen=True)
+class PairScores:
+    """Scores of one side of paired data (``real`` | ``cf``) or of whole pairs (``pair``: both sides right)."""
+
+    split: str
+    rows: int
+    accuracy: float
+    format: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"accuracy": self.accuracy, "format": self.format}
+
+
+def evaluate_pairs(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_new_tokens: int = 24) -> dict[str, PairScores]:
+    """Greedy answers on paired rows laid out ``[real, cf, …]`` (:func:`rlcf.envs.paired.pair_rows`): accuracy
+    (the ``choice`` reward) and format rate per side, and strict pair accuracy (both sides right), the paper's metric."""
+    from rlcf.reward_set import get_reward
+
+    completions = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens)
+    columns = {k: [r.get(k) for r in rows] for k in ("solution", "options")}
+    right = np.asarray(get_reward("choice")(completions, **columns)) == 1
+    fmt = np.asarray(get_reward("think_answer_format")(completions)) == 1
+    sides = np.asarray([r["side"] for r in rows])
+    out = {s: PairScores(s, int((sides == s).sum()), float(right[sides == s].mean()), float(fmt[sides == s].mean())) for s in ("real", "cf")}
+    out["pair"] = PairScores("pair", len(rows) // 2, float((right[0::2] & right[1::2]).mean()), float((fmt[0::2] & fmt[1::2]).mean()))
+    return out
+
+
+_PERCENT = {"accuracy", "abstention", "format"}
+
+
+def format_split_table(results: dict[str, dict[str, Any]]) -> str:
+    """A text table: one row per (model, split); columns are the scores' fields (DeFacto's splits, DNA's pairs)."""
+    keys: list[str] = []
+    for per_split in results.values():
+        for s in per_split.values():
+            keys += [k for k in s.as_dict() if k not in keys]
+    width = {k: max(9, len(k) + 1) for k in keys}
+    lines = [f"{'model':14s} {'split':7s} {'rows':>5s} " + " ".join(f"{k:>{width[k]}s}" for k in keys)]
     for name, per_split in results.items():
         for split, s in per_split.items():
-            lines.append(f"{name:14s} {split:7s} {s.rows:5d} {100 * s.accuracy:8.1f}% {100 * s.abstention:7.1f}% {s.grounding:10.3f} {100 * s.format:6.1f}%")
+            d = s.as_dict()
+            cells = []
+            for k in keys:
+                if k not in d:
+                    cells.append(f"{'':>{width[k]}s}")
+                elif k in _PERCENT:
+                    cells.append(f"{100 * d[k]:{width[k] - 1}.1f}%")
+                else:
+                    cells.append(f"{d[k]:{width[k]}.3f}")
+            lines.append(f"{name:14s} {split:7s} {s.rows:5d} " + " ".join(cells))
     return "\n".join(lines)
 
 

@@ -1,0 +1,537 @@
+"""DNA-Train (arXiv 2512.24271): paired SFT → RL with pair-wise ℓ1 (duality-normalized) advantages.
+
+Data come in pairs: a real input and its counterfactual edit, with the same question and options and a
+different correct answer (:mod:`rlcf.envs.paired`; the embedded task is :mod:`rlcf.envs.grounded_pairs`).
+
+1. **SFT** (TRL's ``SFTTrainer``) on paired data with balanced batches: every batch is half real, half
+   counterfactual (:class:`BalancedSideSampler`). ``sft_data: real`` trains on real rows only (the paper's data
+   ablation), with as many rows.
+2. **RL** (:class:`DNAGRPOTrainer`, a ``GRPOTrainer`` subclass; TRL's loss with DAPO settings: ``loss_type
+   dapo`` and clip-higher ``epsilon_high``). Its sampler (:class:`PairRepeatSampler`) puts the real group and the
+   counterfactual group of a pair next to each other in one generation batch, and the advantages go through
+   :func:`pair_l1_normalize` — the method's defining lines:
+
+   - per group, the usual advantages ``Â = (r − mean) / (std + 1e-4)`` (population std);
+   - per group, ``S = mean |Â|``; per pair, ``S_target = (S_real + S_cf) / 2``;
+   - each group's advantages are multiplied by ``S_target / S``, so both sides of every pair carry the same ℓ1
+     mass. With binary rewards at group accuracy ``p``, ``S = 2·sqrt(p(1 − p))``: without the rescaling the
+     easy side (p near 1) would pull far less than the side at p = 0.5.
+
+   ``advantage: group`` keeps the per-group advantages (the GRPO/DAPO baseline) and ``advantage: none`` uses
+   ``r − mean`` (no std), from the same trainer.
+
+**Degenerate groups** (all rewards equal: ``S = 0``), which the paper leaves open (DAPO's dynamic sampling would
+have dropped them). A dead group's advantages are zero whatever the rule; ``degenerate`` decides the live side of
+a pair whose other side is dead:
+
+- ``keep`` (default): the live group keeps its own advantages (α = 1). The pair then acts as plain GRPO, which
+  is what DAPO would do with the surviving group, and no signal is lost or amplified;
+- ``halve``: the paper's formula read literally, ``S_target = S_live / 2`` ⇒ α = 1/2;
+- ``drop``: the whole pair gets zero advantages (the pair-level analogue of dynamic sampling).
+
+``S`` counts as zero below ``pair_eps``. Logged per step: ``dna/S_real``, ``dna/S_cf``, ``dna/alpha_real``,
+``dna/alpha_cf`` (over live pairs), ``dna/degenerate_pairs`` (share), ``dna/reward_real``, ``dna/reward_cf``.
+
+Evaluation (:func:`rlcf.eval.llm.evaluate_pairs`): real accuracy, counterfactual accuracy and the paper's strict
+pair accuracy (both sides right), on held-out pairs, before and after RL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlcf.algorithm import Algorithm
+from rlcf.algos.llm_common import TinyLMConfig
+from rlcf.config import option, require
+from rlcf.errors import UsageError
+from rlcf.registry import algos
+
+__all__ = [
+    "ADVANTAGES",
+    "BalancedSideSampler",
+    "DEGENERATE_RULES",
+    "DNATrain",
+    "DNATrainConfig",
+    "PairRepeatSampler",
+    "adjacent_pairs",
+    "compute_advantages",
+    "group_advantages",
+    "pair_l1_normalize",
+]
+
+log = logging.getLogger(__name__)
+
+ADVANTAGES = ("pair_l1", "group", "none")
+DEGENERATE_RULES = ("keep", "halve", "drop")
+STD_EPS = 1e-4  # as TRL's GRPO: Â = (r − mean) / (std + 1e-4)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The defining lines.
+
+
+def adjacent_pairs(num_groups: int) -> Any:
+    """The layout ``[[0, 1], [2, 3], …]``: group ``2k`` is pair k's real side, ``2k + 1`` its counterfactual."""
+    import torch
+
+    if num_groups % 2:
+        raise UsageError(
+            f"a generation batch holds an odd number of groups ({num_groups}); DNA-Train needs both groups of every "
+            "pair in the same batch: make (generation batch size / num_generations) even"
+        )
+    return torch.arange(num_groups).view(-1, 2)
+
+
+def group_advantages(rewards: Any, num_generations: int, scale: bool = True) -> tuple[Any, Any]:
+    """``(Â, valid)``: per-group advantages (``r − mean``, over ``std + 1e-4`` when ``scale``; population std) and
+    the mask of scorable rows. NaN rewards (unscorable completions) are left out of the group statistics and get
+    advantage 0, as in TRL."""
+    import torch
+
+    r = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1)
+    if r.numel() % num_generations:
+        raise UsageError(f"{r.numel()} rewards are not whole groups of num_generations={num_generations}")
+    g = r.view(-1, num_generations)
+    valid = ~torch.isnan(g)
+    n = valid.sum(dim=1, keepdim=True).clamp(min=1)
+    filled = torch.where(valid, g, torch.zeros_like(g))
+    mean = filled.sum(dim=1, keepdim=True) / n
+    centred = torch.where(valid, g - mean, torch.zeros_like(g))
+    adv = centred
+    if scale:
+        std = (centred.square().sum(dim=1, keepdim=True) / n).sqrt()
+        adv = centred / (std + STD_EPS)
+    return adv, valid
+
+
+def pair_l1_normalize(
+    rewards: Any, num_generations: int, pair_layout: Any = "adjacent", eps: float = 1e-6, *, degenerate: str = "keep"
+) -> tuple[Any, dict[str, Any]]:
+    """DNA-Train's duality-normalized advantages.
+
+    Args:
+        rewards: ``(num_groups · num_generations,)`` total rewards, group after group (NaN = unscorable).
+        num_generations: the group size G.
+        pair_layout: ``(P, 2)`` group indices ``[real_group, cf_group]`` covering every group exactly once, or
+            ``"adjacent"`` (:func:`adjacent_pairs`).
+        eps: a group with ``S <= eps`` is degenerate (all its rewards equal).
+        degenerate: ``keep`` | ``halve`` | ``drop``, the rule for the live side of a half-degenerate pair (module doc).
+
+    Returns:
+        ``(advantages, stats)``: advantages in the rewards' order, shape ``(num_groups · G,)``; stats holds per-pair
+        tensors ``S_real``, ``S_cf``, ``alpha_real``, ``alpha_cf`` (0 on a dead side) and ``degenerate`` (bool:
+        at least one side dead).
+    """
+    import torch
+
+    if degenerate not in DEGENERATE_RULES:
+        raise UsageError(f"unknown degenerate rule {degenerate!r}; valid: {', '.join(DEGENERATE_RULES)}")
+    adv, valid = group_advantages(rewards, num_generations, scale=True)
+    num_groups = adv.shape[0]
+    layout = adjacent_pairs(num_groups) if isinstance(pair_layout, str) and pair_layout == "adjacent" else torch.as_tensor(pair_layout, dtype=torch.long)
+    if layout.ndim != 2 or layout.shape[1] != 2:
+        raise UsageError(f"pair_layout must be (pairs, 2) group indices [real, cf], got shape {tuple(layout.shape)}")
+    if sorted(layout.reshape(-1).tolist()) != list(range(num_groups)):
+        raise UsageError(f"pair_layout must use each of the {num_groups} groups exactly once, got {layout.tolist()}")
+    s = adv.abs().sum(dim=1) / valid.sum(dim=1).clamp(min=1)  # mean |Â| over the group's scorable rows
+    s_real, s_cf = s[layout[:, 0]], s[layout[:, 1]]
+    target = (s_real + s_cf) / 2
+    live_real, live_cf = s_real > eps, s_cf > eps
+    both = live_real & live_cf
+    one_side = {"keep": 1.0, "halve": 0.5, "drop": 0.0}[degenerate]
+    zero = torch.zeros_like(target)
+
+    def alpha(s_side: Any, live: Any) -> Any:
+        return torch.where(both, target / s_side.clamp(min=eps), torch.where(live, torch.full_like(target, one_side), zero))
+
+    a_real, a_cf = alpha(s_real, live_real), alpha(s_cf, live_cf)
+    scale = torch.empty(num_groups)
+    scale[layout[:, 0]] = a_real
+    scale[layout[:, 1]] = a_cf
+    out = (adv * scale[:, None]).reshape(-1)
+    stats = {"S_real": s_real, "S_cf": s_cf, "alpha_real": a_real, "alpha_cf": a_cf, "degenerate": ~both}
+    return out, stats
+
+
+def compute_advantages(rewards: Any, num_generations: int, advantage: str = "pair_l1", degenerate: str = "keep", eps: float = 1e-6) -> tuple[Any, dict[str, Any]]:
+    """Advantages by the config's choice: ``pair_l1`` (:func:`pair_l1_normalize`), ``group`` (per-group
+    standardised, the GRPO/DAPO baseline) or ``none`` (``r − mean``). Stats as :func:`pair_l1_normalize`'s,
+    from the per-group advantages before any rescaling for ``group`` / ``none``."""
+    if advantage == "pair_l1":
+        return pair_l1_normalize(rewards, num_generations, "adjacent", eps, degenerate=degenerate)
+    if advantage not in ADVANTAGES:
+        raise UsageError(f"unknown advantage normalization {advantage!r}; valid: {', '.join(ADVANTAGES)}")
+    adv, valid = group_advantages(rewards, num_generations, scale=advantage == "group")
+    layout = adjacent_pairs(adv.shape[0])
+    s = adv.abs().sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+    s_real, s_cf = s[layout[:, 0]], s[layout[:, 1]]
+    ones = (s_real > eps) & (s_cf > eps)
+    return adv.reshape(-1), {"S_real": s_real, "S_cf": s_cf, "alpha_real": ones.float(), "alpha_cf": ones.float(), "degenerate": ~ones}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Samplers.
+
+
+class PairRepeatSampler:
+    """TRL's ``RepeatSampler`` over pairs: for rows laid out ``[real_0, cf_0, real_1, cf_1, …]`` it shuffles the
+    pairs, takes ``prompts_per_batch`` rows (whole pairs) per generation batch, repeats each row
+    ``num_generations`` times and each batch ``repeat_count`` times — so a pair's real group and counterfactual
+    group are adjacent in one generation batch. Incomplete batches are dropped, as TRL does."""
+
+    def __init__(self, num_rows: int, num_generations: int, prompts_per_batch: int, repeat_count: int = 1, shuffle: bool = True, seed: int = 0):
+        import torch
+
+        if num_rows % 2:
+            raise UsageError(f"paired data has {num_rows} rows, an odd number; rows must come as [real, cf] pairs")
+        if prompts_per_batch % 2:
+            raise UsageError(
+                f"a generation batch of {prompts_per_batch} prompts splits a pair; DNA-Train needs an even number of groups per batch"
+            )
+        self.num_pairs, self.g, self.per_batch, self.repeat, self.shuffle = num_rows // 2, num_generations, prompts_per_batch, repeat_count, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        order = torch.randperm(self.num_pairs, generator=self.generator).tolist() if self.shuffle else list(range(self.num_pairs))
+        rows = [i for p in order for i in (2 * p, 2 * p + 1)]
+        for start in range(0, len(rows) - self.per_batch + 1, self.per_batch):
+            chunk = rows[start : start + self.per_batch]
+            for _ in range(self.repeat):
+                for index in chunk:
+                    for _ in range(self.g):
+                        yield index
+
+    def __len__(self) -> int:
+        return (2 * self.num_pairs // self.per_batch) * self.per_batch * self.g * self.repeat
+
+
+class BalancedSideSampler:
+    """SFT sampler for paired rows: real rows and counterfactual rows are shuffled separately and interleaved, so
+    every batch of an even size holds as many real as counterfactual examples (the paper's balanced sampling).
+    Each pass reshuffles."""
+
+    def __init__(self, sides: Sequence[str], seed: int = 0):
+        self.real = [i for i, s in enumerate(sides) if s == "real"]
+        self.cf = [i for i, s in enumerate(sides) if s == "cf"]
+        if not self.real or not self.cf:
+            raise UsageError("balanced SFT needs both real and cf rows")
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self) -> Iterator[int]:
+        n = min(len(self.real), len(self.cf))
+        real = self.rng.permutation(self.real)[:n]
+        cf = self.rng.permutation(self.cf)[:n]
+        for a, b in zip(real.tolist(), cf.tolist()):
+            yield a
+            yield b
+
+    def __len__(self) -> int:
+        return 2 * min(len(self.real), len(self.cf))
+
+
+def _dna_trainer_class() -> Any:
+    from trl import GRPOTrainer
+
+    class DNAGRPOTrainer(GRPOTrainer):
+        """TRL's ``GRPOTrainer`` with pair-aware sampling and :func:`compute_advantages`; TRL's loss unchanged.
+
+        The train dataset must be laid out ``[real_0, cf_0, real_1, cf_1, …]`` (:func:`rlcf.envs.paired.pair_rows`)
+        with ``side`` and ``pair_id`` columns.
+        """
+
+        def __init__(self, *args: Any, advantage: str = "pair_l1", degenerate: str = "keep", pair_eps: float = 1e-6, **kwargs: Any):
+            if advantage not in ADVANTAGES:
+                raise UsageError(f"unknown advantage normalization {advantage!r}; valid: {', '.join(ADVANTAGES)}")
+            if degenerate not in DEGENERATE_RULES:
+                raise UsageError(f"unknown degenerate rule {degenerate!r}; valid: {', '.join(DEGENERATE_RULES)}")
+            args_ = kwargs.get("args")
+            if args_ is not None and (args_.generation_batch_size // args_.num_generations) % 2:
+                raise UsageError(
+                    f"a generation batch holds {args_.generation_batch_size // args_.num_generations} groups, an odd number; "
+                    "DNA-Train keeps both groups of a pair in one batch: make (generation batch size / num_generations) even"
+                )
+            data = kwargs.get("train_dataset")
+            if data is not None:
+                _check_layout(data)
+            self.dna_advantage, self.dna_degenerate, self.dna_eps = advantage, degenerate, pair_eps
+            self._dna_rewards: Any = None
+            super().__init__(*args, **kwargs)
+
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
+            dataset = self.train_dataset if dataset is None else dataset
+            return PairRepeatSampler(
+                len(dataset), self.num_generations, self.args.generation_batch_size // self.num_generations,
+                repeat_count=self.num_iterations * self.args.steps_per_generation, shuffle=self.shuffle_dataset, seed=self.args.seed,
+            )
+
+        def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+            out = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            self._dna_rewards = out  # gathered over processes, global order: the pair layout lives here
+            return out
+
+        def _generate_and_score_completions(self, inputs: Any) -> Any:
+            import torch
+
+            out = super()._generate_and_score_completions(inputs)
+            if not self.model.training or self._dna_rewards is None:
+                return out
+            per_func = self._dna_rewards
+            rewards = (per_func * self.reward_weights.to(per_func.device).unsqueeze(0)).nansum(dim=1)
+            rewards[torch.isnan(per_func).all(dim=1)] = torch.nan
+            adv, stats = compute_advantages(rewards.cpu(), self.num_generations, self.dna_advantage, self.dna_degenerate, self.dna_eps)
+            local = out["advantages"].shape[0]
+            start = self.accelerator.process_index * local
+            out["advantages"] = adv[start : start + local].to(out["advantages"].device, out["advantages"].dtype)
+            metrics = self._metrics["train"]
+            g = rewards.view(-1, self.num_generations).cpu()
+            metrics["dna/reward_real"].append(float(torch.nanmean(g[0::2])))
+            metrics["dna/reward_cf"].append(float(torch.nanmean(g[1::2])))
+            metrics["dna/S_real"].append(float(stats["S_real"].mean()))
+            metrics["dna/S_cf"].append(float(stats["S_cf"].mean()))
+            live = ~stats["degenerate"]
+            if live.any():
+                metrics["dna/alpha_real"].append(float(stats["alpha_real"][live].mean()))
+                metrics["dna/alpha_cf"].append(float(stats["alpha_cf"][live].mean()))
+            metrics["dna/degenerate_pairs"].append(float(stats["degenerate"].float().mean()))
+            return out
+
+    return DNAGRPOTrainer
+
+
+def _check_layout(data: Any) -> None:
+    """The GRPO dataset must alternate real / cf rows of the same pair (what :func:`rlcf.envs.paired.pair_rows` makes)."""
+    cols = getattr(data, "column_names", None) or (list(data[0]) if len(data) else [])
+    for col in ("side", "pair_id"):
+        if col not in cols:
+            raise UsageError(f"DNA-Train's dataset needs a '{col}' column; build it with rlcf.envs.paired.pair_rows")
+    sides, pids = list(data["side"]), list(data["pair_id"])
+    if len(sides) % 2:
+        raise UsageError(f"DNA-Train's dataset has {len(sides)} rows, an odd number; it must be [real, cf] pairs (rlcf.envs.paired.pair_rows)")
+    for k in range(0, len(sides), 2):
+        if (sides[k], sides[k + 1]) != ("real", "cf") or pids[k] != pids[k + 1]:
+            raise UsageError(f"DNA-Train's dataset rows {k} and {k + 1} are not one pair's real and cf sides; lay rows out with rlcf.envs.paired.pair_rows")
+
+
+def __getattr__(name: str) -> Any:  # DNAGRPOTrainer imports TRL only when asked for
+    if name == "DNAGRPOTrainer":
+        return _dna_trainer_class()
+    raise AttributeError(name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The algorithm.
+
+
+@dataclass
+class DNATrainConfig:
+    """DNA-Train on the embedded paired grounded-QA task (or any model id / folder)."""
+
+    model: str = option("tiny", "'tiny' builds the embedded tiny LM; otherwise a Hugging Face model id or a local folder.")
+    tiny: TinyLMConfig = field(default_factory=TinyLMConfig, metadata={"help": "Shape of the embedded tiny model."})
+    train_pairs: int = option(400, "Pairs for the RL stage.")
+    eval_pairs: int = option(60, "Held-out pairs for evaluation (documents never in training).")
+    data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
+    facts_per_doc: int = option(3, "Facts per document (one is the evidence).")
+    num_options: int = option(4, "Options per question (shared by both sides of a pair).")
+    usual_share: float = option(0.9, "Share of real documents whose evidence follows the person's usual value (the tempting prior).")
+    sft_data: str = option("paired", "SFT data: paired (balanced real/cf batches) or real (real rows only, as many rows: the data ablation).")
+    sft_pairs: int = option(1500, "Pairs for SFT (real-only SFT draws twice as many real documents).")
+    sft_epochs: float = option(3.0, "SFT epochs (0 skips SFT: the model is used as given).")
+    sft_lr: float = option(3e-3, "SFT learning rate (tiny model; use ~1e-6 to 2e-5 for real models).")
+    sft_batch_size: int = option(32, "SFT batch size (even: half real, half cf).")
+    rewards: tuple[str, ...] = option(("think_answer_format", "choice"), "Reward functions by name (the paper: r_f + r_c).")
+    reward_weights: tuple[float, ...] | None = option(None, "One weight per reward (default all 1).")
+    advantage: str = option("pair_l1", "Advantage normalization: pair_l1 (DNA), group (GRPO/DAPO baseline) or none (r - mean).")
+    degenerate: str = option("keep", "Live side of a pair whose other group is all-equal: keep (α=1), halve (α=1/2), drop (α=0).")
+    pair_eps: float = option(1e-6, "A group with mean |advantage| at most this is degenerate.")
+    num_generations: int = option(8, "Completions per prompt (each side's group).")
+    pairs_per_step: int = option(4, "Pairs per optimizer step (batch = 2 × pairs × generations completions).")
+    max_completion_length: int = option(24, "Longest completion, in tokens.")
+    temperature: float = option(1.0, "Sampling temperature of the rollouts.")
+    learning_rate: float = option(2e-4, "RL learning rate (tiny model; the paper uses 1e-6 for 7B).")
+    beta: float = option(0.0, "KL coefficient (DAPO: none).")
+    loss_type: str = option("dapo", "TRL loss aggregation (DAPO: token-level).")
+    epsilon: float = option(0.2, "Lower clip range.")
+    epsilon_high: float = option(0.28, "Upper clip range (DAPO's clip-higher).")
+    use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
+    eval_max_new_tokens: int = option(24, "Generation length in evaluation.")
+
+    def __post_init__(self) -> None:
+        for name in ("train_pairs", "eval_pairs", "sft_pairs", "num_generations", "pairs_per_step", "max_completion_length", "sft_batch_size"):
+            require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        require(self.num_generations >= 2, "num_generations", "a group needs at least 2 completions")
+        require(self.sft_data in ("paired", "real"), "sft_data", f"must be paired or real, got {self.sft_data!r}")
+        require(self.sft_batch_size % 2 == 0, "sft_batch_size", f"must be even (half real, half cf), got {self.sft_batch_size}")
+        require(self.advantage in ADVANTAGES, "advantage", f"must be one of {', '.join(ADVANTAGES)}, got {self.advantage!r}")
+        require(self.degenerate in DEGENERATE_RULES, "degenerate", f"must be one of {', '.join(DEGENERATE_RULES)}, got {self.degenerate!r}")
+        require(len(self.rewards) > 0, "rewards", "needs at least one reward function")
+        require(
+            self.reward_weights is None or len(self.reward_weights) == len(self.rewards),
+            "reward_weights",
+            f"has {len(self.reward_weights or ())} weights for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one per reward",
+        )
+        require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
+        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        require(self.epsilon_high >= self.epsilon, "epsilon_high", f"must be >= epsilon ({self.epsilon}), got {self.epsilon_high}")
+        require(self.facts_per_doc >= 2, "facts_per_doc", f"must be >= 2, got {self.facts_per_doc}")
+        require(0.0 <= self.usual_share <= 1.0, "usual_share", f"must be in [0, 1], got {self.usual_share}")
+
+
+def _task(config: DNATrainConfig) -> Any:
+    from rlcf.envs.grounded_pairs import GroundedPairsConfig
+
+    return GroundedPairsConfig(facts_per_doc=config.facts_per_doc, num_options=config.num_options, usual_share=config.usual_share)
+
+
+def pair_data(config: DNATrainConfig, split: str, pairs: int, seed: int, sides: tuple[str, ...] = ("real", "cf")) -> list[dict[str, Any]]:
+    """The embedded task's rows, validated and laid out [real, cf, …] (real-only when ``sides`` is ``("real",)``)."""
+    from rlcf.envs.grounded_pairs import grounded_pair_rows
+    from rlcf.envs.paired import pair_rows
+
+    rows = grounded_pair_rows(split, pairs, seed=seed, config=_task(config), sides=sides)
+    return pair_rows(rows, where=f"{split} pairs") if sides == ("real", "cf") else rows
+
+
+def _sft_rows(config: DNATrainConfig) -> tuple[list[dict[str, Any]], Any]:
+    from rlcf.envs.grounded_pairs import completion_for
+
+    seed = config.data_seed + 1
+    if config.sft_data == "paired":
+        rows = pair_data(config, "train", config.sft_pairs, seed)
+        sampler = BalancedSideSampler([r["side"] for r in rows], seed=seed)
+    else:
+        rows = pair_data(config, "train", 2 * config.sft_pairs, seed, sides=("real",))
+        sampler = None
+    return [{**r, "completion": completion_for(r)} for r in rows], sampler
+
+
+@algos.register("dna-train", help="DNA-Train: paired SFT then DAPO with pair-wise l1 (duality-normalized) advantages")
+class DNATrain(Algorithm):
+    Config = DNATrainConfig
+
+    @classmethod
+    def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
+        from datasets import Dataset
+        from trl import GRPOConfig
+
+        from rlcf.algos.defacto import _latest_trainer_checkpoint, _RunLogger
+        from rlcf.algos.llm_common import build_tiny_lm, load_model, run_sft, sft_arguments
+        from rlcf.atomic import atomic_dir, atomic_write_text
+        from rlcf.device import resolve_device
+        from rlcf.envs.grounded_pairs import completion_for
+        from rlcf.eval.llm import evaluate_pairs, format_split_table
+        from rlcf.reward_set import RewardSet
+        from rlcf.seeding import seed_everything
+
+        c, rc = experiment.config, experiment.run
+        device = resolve_device(rc.device)
+        gpu = device.type == "cuda"
+        seed_everything(rc.seed)
+        rewards = RewardSet(list(c.rewards), list(c.reward_weights) if c.reward_weights is not None else None)
+        eval_rows = pair_data(c, "eval", c.eval_pairs, c.data_seed)
+        train_rows = pair_data(c, "train", c.train_pairs, c.data_seed + 1000)
+        trainer_cls = _dna_trainer_class()
+
+        model_path: str | Path = c.model
+        if c.model == "tiny":
+            model_path = run.path / "base_model"
+            if not (model_path / "config.json").exists():
+                corpus = [r["prompt"] + completion_for(r) for r in pair_data(c, "train", 200, c.data_seed + 2000)]
+                build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
+        if c.sft_epochs > 0:
+            sft_path = run.path / "sft_model"
+            if not (sft_path / "config.json").exists():
+                rows, sampler = _sft_rows(c)
+                args = sft_arguments(run.path / "sft_tmp", epochs=c.sft_epochs, lr=c.sft_lr, batch_size=c.sft_batch_size, seed=rc.seed, use_gpu=gpu)
+                run_sft(model_path, rows, sft_path, args, sampler=sampler)
+            model_path = sft_path
+        results: dict[str, Any] = {}
+        model, tokenizer = load_model(model_path, device)
+        before = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
+        results["sft" if c.sft_epochs > 0 else "base"] = before
+        if not resume:
+            run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
+
+        ckpt_dir = run.path / "checkpoints" / "grpo"
+        args = GRPOConfig(
+            output_dir=str(ckpt_dir),
+            max_steps=rc.total_steps,
+            per_device_train_batch_size=2 * c.pairs_per_step * c.num_generations,
+            num_generations=c.num_generations,
+            max_completion_length=c.max_completion_length,
+            temperature=c.temperature,
+            learning_rate=c.learning_rate,
+            beta=c.beta,
+            loss_type=c.loss_type,
+            epsilon=c.epsilon,
+            epsilon_high=c.epsilon_high,
+            reward_weights=rewards.weights,
+            logging_steps=rc.log_every,
+            save_steps=rc.checkpoint_every,
+            save_total_limit=rc.keep_checkpoints,
+            seed=rc.seed,
+            bf16=gpu,
+            use_cpu=not gpu,
+            activation_checkpointing=False,
+            use_vllm=c.use_vllm,
+            report_to="none",
+            disable_tqdm=True,
+            lr_scheduler_type="constant",
+            remove_unused_columns=False,
+        )
+        trainer = trainer_cls(
+            model=model,
+            reward_funcs=list(rewards.functions),
+            args=args,
+            train_dataset=Dataset.from_list(train_rows),
+            processing_class=tokenizer,
+            callbacks=[_RunLogger(run)],
+            advantage=c.advantage,
+            degenerate=c.degenerate,
+            pair_eps=c.pair_eps,
+        )
+        resume_from = _latest_trainer_checkpoint(ckpt_dir) if resume else None
+        if resume and resume_from is None:
+            log.warning("no complete RL checkpoint under %s; training from the start of the RL stage", ckpt_dir)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        with atomic_dir(run.path / "final_model", overwrite=True) as tmp:
+            trainer.model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        after = evaluate_pairs(trainer.model, tokenizer, eval_rows, c.eval_max_new_tokens)
+        results[f"dna-{c.advantage}"] = after
+        final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
+        run.log(final, rc.total_steps)
+        atomic_write_text(
+            run.path / "eval.json",
+            json.dumps({name: {s: sc.as_dict() | {"rows": sc.rows} for s, sc in per.items()} for name, per in results.items()}, indent=2),
+        )
+        log.info("pair scores:\n%s", format_split_table(results))
+        run.results = results
+        run.close()
+        return final
+
+    @classmethod
+    def evaluate_run(cls, run: Any) -> dict[str, Any]:
+        """Real, counterfactual and pair accuracy of a run's final model (or its newest RL checkpoint)."""
+        from rlcf.algos.defacto import _latest_trainer_checkpoint
+        from rlcf.algos.llm_common import load_model
+        from rlcf.device import resolve_device
+        from rlcf.eval.llm import evaluate_pairs
+
+        c = run.experiment.config
+        folder = run.path / "final_model"
+        if not (folder / "config.json").exists():
+            folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
+            if folder is None:
+                raise UsageError(f"run '{run.path}' has no final model and no RL checkpoint yet; train it first")
+        model, tokenizer = load_model(folder, resolve_device(run.experiment.run.device))
+        return evaluate_pairs(model, tokenizer, pair_data(c, "eval", c.eval_pairs, c.data_seed), c.eval_max_new_tokens)

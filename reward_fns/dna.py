@@ -1,0 +1,48 @@
+"""DNA-Train's rewards (arXiv 2512.24271, Eq. 6-7): ``R = r_f + r_c``.
+
+- ``choice`` (``r_c``): 1 if the ``<answer>`` content is the correct option (the ``solution`` column, after
+  SQuAD-style normalisation), else 0. With an ``options`` column, an answer that is none of the options is 0 too.
+- ``think_answer_format`` (``r_f``): 1 if the completion is ``<think>…</think><answer>…</answer>``, else 0 (the
+  paper does not spell its format out; this is the usual R1-style one).
+
+Columns read: ``solution``, optionally ``options`` (a list of strings).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rlcf.registry import rewards
+from rlcf.reward_fns.defacto import RewardInputError, completion_text, normalize_answer, tag_content
+
+__all__ = ["choice_reward", "think_answer_format_reward"]
+
+_FORMAT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
+
+
+@rewards.register("choice", help="DNA-Train r_c: 1 if <answer> is the correct option (solution column), else 0")
+def choice_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """1 if the ``<answer>`` content is the correct option, else 0."""
+    solutions = kwargs.get("solution")
+    if solutions is None or len(solutions) != len(completions):
+        raise RewardInputError(f"reward 'choice' needs the dataset column 'solution' with one value per completion (got {None if solutions is None else len(solutions)} for {len(completions)})")
+    options = kwargs.get("options")
+    out = []
+    for i, completion in enumerate(completions):
+        answer = tag_content(completion_text(completion), "answer")
+        if answer is None or solutions[i] is None:
+            out.append(0.0)
+            continue
+        got = normalize_answer(answer)
+        if options is not None and options[i] is not None and got not in {normalize_answer(str(o)) for o in options[i]}:
+            out.append(0.0)
+            continue
+        out.append(1.0 if got == normalize_answer(str(solutions[i])) else 0.0)
+    return out
+
+
+@rewards.register("think_answer_format", help="DNA-Train r_f: 1 if <think>…</think><answer>…</answer>, else 0")
+def think_answer_format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
+    """1 if the completion is ``<think>…</think><answer>…</answer>``, else 0."""
+    return [1.0 if _FORMAT.fullmatch(completion_text(c)) else 0.0 for c in completions]
