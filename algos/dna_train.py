@@ -337,6 +337,13 @@ class DNATrainConfig:
 
     model: str = option("tiny", "'tiny' builds the embedded tiny LM; otherwise a Hugging Face model id or a local folder.")
     tiny: TinyLMConfig = field(default_factory=TinyLMConfig, metadata={"help": "Shape of the embedded tiny model."})
+    data: str = option(
+        "embedded",
+        "'embedded' (the paired grounded-QA task) or a dataset id / local folder for datasets.load_dataset with columns "
+        "pair_id, side (real|cf), question, options, solution, prompt, and completion (the SFT target)",
+    )
+    train_split: str = option("train", "Split of 'data' for SFT and RL (user data only).")
+    eval_split: str = option("test", "Split of 'data' for evaluation (user data only).")
     train_pairs: int = option(400, "Pairs for the RL stage.")
     eval_pairs: int = option(60, "Held-out pairs for evaluation (documents never in training).")
     data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
@@ -392,11 +399,37 @@ def _task(config: DNATrainConfig) -> Any:
     return GroundedPairsConfig(facts_per_doc=config.facts_per_doc, num_options=config.num_options, usual_share=config.usual_share)
 
 
+def load_user_pairs(config: DNATrainConfig, split: str) -> list[dict[str, Any]]:
+    """``config.data``'s ``split`` through ``datasets.load_dataset`` (a hub id or a local folder of
+    ``<split>.jsonl`` / parquet files), validated and laid out [real, cf, …] by :func:`rlcf.envs.paired.pair_rows`."""
+    from datasets import get_dataset_split_names, load_dataset
+
+    from rlcf.envs.paired import pair_rows
+
+    name = config.train_split if split == "train" else config.eval_split
+    try:
+        available = get_dataset_split_names(config.data)
+    except Exception as err:  # noqa: BLE001  (datasets raises many kinds; the message is what matters)
+        raise UsageError(f"config.data: cannot open dataset {config.data!r} ({type(err).__name__}: {err}); give a hub id or a local folder") from None
+    if name not in available:
+        which = "train_split" if split == "train" else "eval_split"
+        raise UsageError(f"config.{which}: dataset {config.data!r} has no split {name!r}; its splits: {', '.join(available)}")
+    rows = [dict(r) for r in load_dataset(config.data, split=name)]
+    missing = [c for c in ("prompt",) if rows and c not in rows[0]]
+    if missing:
+        raise UsageError(f"dataset {config.data!r} [{name}] has no '{missing[0]}' column; paired rows need pair_id, side, question, options, solution, prompt")
+    return pair_rows(rows, where=f"dataset {config.data!r} [{name}]")
+
+
 def pair_data(config: DNATrainConfig, split: str, pairs: int, seed: int, sides: tuple[str, ...] = ("real", "cf")) -> list[dict[str, Any]]:
-    """The embedded task's rows, validated and laid out [real, cf, …] (real-only when ``sides`` is ``("real",)``)."""
+    """Rows validated and laid out [real, cf, …] (real-only when ``sides`` is ``("real",)``): the embedded task's,
+    or the first ``pairs`` pairs of ``config.data``'s split."""
     from rlcf.envs.grounded_pairs import grounded_pair_rows
     from rlcf.envs.paired import pair_rows
 
+    if config.data != "embedded":
+        rows = load_user_pairs(config, split)[: 2 * pairs] if sides == ("real", "cf") else load_user_pairs(config, split)
+        return rows if sides == ("real", "cf") else [r for r in rows if r["side"] in sides]
     rows = grounded_pair_rows(split, pairs, seed=seed, config=_task(config), sides=sides)
     return pair_rows(rows, where=f"{split} pairs") if sides == ("real", "cf") else rows
 
@@ -411,6 +444,10 @@ def _sft_rows(config: DNATrainConfig) -> tuple[list[dict[str, Any]], Any]:
     else:
         rows = pair_data(config, "train", 2 * config.sft_pairs, seed, sides=("real",))
         sampler = None
+    if config.data != "embedded":
+        if any(not r.get("completion") for r in rows):
+            raise UsageError(f"dataset {config.data!r}: SFT needs a 'completion' column (the target text) in every row; add it or set sft_epochs: 0")
+        return rows, sampler
     return [{**r, "completion": completion_for(r)} for r in rows], sampler
 
 
@@ -439,18 +476,22 @@ class DNATrain(Algorithm):
         rewards = RewardSet(list(c.rewards), list(c.reward_weights) if c.reward_weights is not None else None)
         eval_rows = pair_data(c, "eval", c.eval_pairs, c.data_seed)
         train_rows = pair_data(c, "train", c.train_pairs, c.data_seed + 1000)
+        sft_rows, sampler = _sft_rows(c) if c.sft_epochs > 0 else ([], None)  # bad data fails here, before training
         trainer_cls = _dna_trainer_class()
 
         model_path: str | Path = c.model
         if c.model == "tiny":
             model_path = run.path / "base_model"
             if not (model_path / "config.json").exists():
-                corpus = [r["prompt"] + completion_for(r) for r in pair_data(c, "train", 200, c.data_seed + 2000)]
+                if c.data == "embedded":
+                    corpus = [r["prompt"] + completion_for(r) for r in pair_data(c, "train", 200, c.data_seed + 2000)]
+                else:
+                    corpus = [r["prompt"] + str(r.get("completion") or r["solution"]) for r in train_rows]
                 build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
         if c.sft_epochs > 0:
             sft_path = run.path / "sft_model"
             if not (sft_path / "config.json").exists():
-                rows, sampler = _sft_rows(c)
+                rows = sft_rows
                 args = sft_arguments(run.path / "sft_tmp", epochs=c.sft_epochs, lr=c.sft_lr, batch_size=c.sft_batch_size, seed=rc.seed, use_gpu=gpu)
                 run_sft(model_path, rows, sft_path, args, sampler=sampler)
             model_path = sft_path

@@ -124,4 +124,5 @@ def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, monkeypatch):
     assert "[2] RAN train CFCQL and BC" in out and "cfcql: 20 steps, normalized score" in out
     assert (tmp_path / "demo_scores.png").read_bytes()[:4] == b"\x89PNG"
     assert "[3] RAN DeFacto-style counterfactual GRPO" in out and "neg" in out
-    assert "demo finished: 3 stage(s) ran, 1 skipped" in out
+    assert "[4] RAN DNA-Train" in out and "pair" in out
+    assert "demo finished: 4 stage(s) ran, 0 skipped" in out

@@ -313,3 +313,29 @@ def test_dna_train_runs_end_to_end_and_resumes(tmp_path):
     assert main(["eval", str(run.path), "--json", str(tmp_path / "pairs.json")]) == 0
     scores = json.loads((tmp_path / "pairs.json").read_text())[str(run.path)]
     assert set(scores) == {"real", "cf", "pair"} and scores["pair"]["rows"] == 6
+
+
+def _write_pairs(folder, split, rows):
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{split}.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps({**r, "completion": completion_for(r)}) + "\n")
+
+
+def test_user_datasets_load_from_a_local_folder_and_bad_pairs_fail_before_training(tmp_path):
+    data = tmp_path / "pairs"
+    _write_pairs(data, "train", grounded_pair_rows("train", 20, seed=4))
+    _write_pairs(data, "test", grounded_pair_rows("eval", 4, seed=4))
+    base = [f"run.out_dir={tmp_path / 'runs'}", "run.total_steps=1", "run.checkpoint_every=1", *TINY, f"config.data={data}"]
+    run, final = train(None, base, algo="dna-train")
+    assert json.loads((run.path / "eval.json").read_text())["sft"]["pair"]["rows"] == 4
+
+    bad = tmp_path / "bad"
+    rows = grounded_pair_rows("train", 20, seed=4)
+    _write_pairs(bad, "train", rows[:-1])  # the last pair lost its cf row
+    _write_pairs(bad, "test", grounded_pair_rows("eval", 4, seed=4))
+    with pytest.raises(UsageError, match="is unpaired"):
+        train(None, [*base[:-1], f"config.data={bad}", f"run.out_dir={tmp_path / 'bad_runs'}"], algo="dna-train")
+    with pytest.raises(UsageError, match="no split 'validation'; its splits: (test, train|train, test)"):
+        train(None, [*base, "config.eval_split=validation", f"run.out_dir={tmp_path / 'bad_runs'}"], algo="dna-train")
+    assert not list((tmp_path / "bad_runs").rglob("sft_model"))
