@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench_dna")
     parser.add_argument("--arms", default="pair_l1,group", help="advantage normalizations to compare")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the real-only SFT (only the RL comparison)")
     args = parser.parse_args()
 
     import numpy as np
@@ -68,12 +69,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = [f"config.{kv}" for kv in args.set]
     sft_paired, paired_scores = sft_run(out, "paired", base)
-    _, real_scores = sft_run(out, "real", base)
-    print("SFT data ablation (held-out pairs, greedy; same rows and steps):")
-    print(f"{'SFT data':10s} {'real acc':>9s} {'cf acc':>9s} {'pair acc':>9s}")
-    for name, sc in (("paired", paired_scores), ("real only", real_scores)):
-        print(f"{name:10s} {100 * sc['real']['accuracy']:9.1f} {100 * sc['cf']['accuracy']:9.1f} {100 * sc['pair']['accuracy']:9.1f}")
-    print(f"  [{'x' if paired_scores['cf']['accuracy'] > real_scores['cf']['accuracy'] else ' '}] paired SFT beats real-only SFT on counterfactual accuracy\n", flush=True)
+    real_scores = None
+    if not args.no_ablation:
+        _, real_scores = sft_run(out, "real", base)
+        print("SFT data ablation (held-out pairs, greedy; same rows and steps):")
+        print(f"{'SFT data':10s} {'real acc':>9s} {'cf acc':>9s} {'pair acc':>9s}")
+        for name, sc in (("paired", paired_scores), ("real only", real_scores)):
+            print(f"{name:10s} {100 * sc['real']['accuracy']:9.1f} {100 * sc['cf']['accuracy']:9.1f} {100 * sc['pair']['accuracy']:9.1f}")
+        print(f"  [{'x' if paired_scores['cf']['accuracy'] > real_scores['cf']['accuracy'] else ' '}] paired SFT beats real-only SFT on counterfactual accuracy\n", flush=True)
 
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = args.arms.split(",")
