@@ -340,18 +340,3 @@ def test_user_datasets_load_from_a_local_folder_and_bad_pairs_fail_before_traini
         train(None, [*base, "config.eval_split=validation", f"run.out_dir={tmp_path / 'bad_runs'}"], algo="dna-train")
     assert not list((tmp_path / "bad_runs").rglob("sft_model"))
 
-
-@pytest.mark.slow
-def test_paired_sft_beats_real_only_sft_on_counterfactuals(tmp_path):
-    """The paper's data ablation in miniature: with as many rows and steps, SFT on real documents alone learns the
-    usual-value prior and fails on the edits; balanced paired SFT has to read the document."""
-    small = ["config.tiny.hidden_size=64", "config.tiny.layers=2", "config.tiny.intermediate_size=192", "config.sft_pairs=400",
-             "config.sft_epochs=3", "config.eval_pairs=40", "config.train_pairs=8", "config.pairs_per_step=2",
-             "config.num_generations=2", "config.max_completion_length=16", "config.eval_max_new_tokens=16"]
-    scores = {}
-    for data in ("paired", "real"):
-        run, _ = train(None, [f"run.out_dir={tmp_path}", f"run.name={data}", "run.total_steps=1", "run.checkpoint_every=1",
-                              *small, f"config.sft_data={data}"], algo="dna-train")
-        scores[data] = run.results["sft"]
-    assert scores["real"]["real"].accuracy > 0.5  # real-only SFT answers real documents (mostly from the prior) ...
-    assert scores["paired"]["cf"].accuracy >= scores["real"]["cf"].accuracy + 0.15  # ... and fails on the edits
