@@ -36,6 +36,9 @@ class Algorithm(abc.ABC):
 
     #: The hyperparameter dataclass; subclasses replace it.
     Config: ClassVar[type]
+    #: Whether ``run.num_gpus``/``run.num_workers`` start Ray Train workers (step algorithms); trainer-based
+    #: algorithms launch their own processes instead.
+    ray_train_workers: ClassVar[bool] = False
 
     @classmethod
     @abc.abstractmethod
@@ -78,14 +81,31 @@ class StepAlgorithm(Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output."""
 
+    #: Trained data-parallel by Ray Train workers when ``run.num_gpus``/``run.num_workers`` ask for them.
+    ray_train_workers: ClassVar[bool] = True
+
     @classmethod
-    def fit(cls, experiment: ExperimentConfig, run: Run, resume: bool = False) -> dict[str, Any]:
+    def fit(
+        cls, experiment: ExperimentConfig, run: Run, resume: bool = False, parallel: Any = None
+    ) -> dict[str, Any]:
+        """Train (``parallel``: the :class:`~rlcf.runtime.distributed.DataParallel` of a Ray Train worker)."""
         from rlcf.device import resolve_device
         from rlcf.progress import progress
         from rlcf.seeding import rng_state, seed_everything, set_rng_state
 
         rc = experiment.run
-        device = resolve_device(rc.device)
+        if parallel is None:
+            from rlcf.runtime.distributed import fit_with_ray_train, wants_workers
+
+            if wants_workers(rc):
+                return fit_with_ray_train(cls, experiment, run, resume)
+        lead = parallel is None or parallel.rank == 0  # the one process that logs, evaluates and checkpoints
+        if parallel is not None:
+            from ray.train.torch import get_device
+
+            device = get_device()
+        else:
+            device = resolve_device(rc.device)
         seed_everything(rc.seed)
         algo = cls(experiment.config, rc, device)
         run.algorithm = algo  # programmatic callers (notebooks, benchmarks) can inspect the trained algorithm
@@ -95,13 +115,19 @@ class StepAlgorithm(Algorithm):
             algo.load_state_dict(ckpt["algorithm"])
             set_rng_state(ckpt["rng"])
             start = int(ckpt["step"])
-            run.truncate_metrics(start)
+            if lead:
+                run.truncate_metrics(start)
             log.info("resumed %s at step %d from %s", experiment.algo, start, run.path)
             if start >= rc.total_steps:
                 log.info("the run already reached run.total_steps=%d; nothing to do", rc.total_steps)
+        if parallel is not None:
+            parallel.attach(algo)
+            if parallel.rank:
+                parallel.reseed(algo, rc.seed, start)
 
         def checkpoint(step: int) -> None:
-            run.save_checkpoint({"algorithm": algo.state_dict(), "rng": rng_state()}, step)
+            if lead:
+                run.save_checkpoint({"algorithm": algo.state_dict(), "rng": rng_state()}, step)
 
         final: dict[str, Any] = {}
         window_start, window_steps = time.perf_counter(), 0
@@ -109,13 +135,15 @@ class StepAlgorithm(Algorithm):
             for step in range(start + 1, rc.total_steps + 1):
                 metrics = dict(algo.train_step(step))
                 window_steps += 1
-                if step % rc.log_every == 0 or step == rc.total_steps:
+                if lead and (step % rc.log_every == 0 or step == rc.total_steps):
                     elapsed = time.perf_counter() - window_start
                     metrics["train/steps_per_second"] = window_steps / max(elapsed, 1e-9)
+                    if parallel is not None:
+                        metrics["train/workers"] = parallel.world_size
                     run.log(metrics, step)
                     window_start, window_steps = time.perf_counter(), 0
                 final.update(metrics)
-                if (rc.eval_every and step % rc.eval_every == 0) or step == rc.total_steps:
+                if lead and ((rc.eval_every and step % rc.eval_every == 0) or step == rc.total_steps):
                     scores = dict(algo.evaluate(step))
                     run.log(scores, step)
                     final.update(scores)
@@ -123,6 +151,11 @@ class StepAlgorithm(Algorithm):
                     checkpoint(step)
                 shown = {k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if k.startswith("losses/")}
                 bar.advance(1, **shown)
+        if parallel is not None:  # every worker must end with the weights rank 0 saved
+            synced = parallel.in_sync(algo)
+            final["train/workers_in_sync"] = float(synced)
+            if not synced:
+                raise RuntimeError("data-parallel workers ended with different weights; please report this")
         run.close()
         return final
 

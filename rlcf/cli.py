@@ -24,9 +24,7 @@ LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "datasets")
 
 # Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
 # feature is not in this version, instead of pretending to run.
-PENDING = {
-    "launch": "submitting jobs to a Ray cluster (issue: Ray at scale)",
-}
+PENDING: dict[str, str] = {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,6 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the end-to-end quickstart on embedded defaults")
     p.add_argument("--out-dir", default="runs/demo", help="where the demo writes its runs and datasets")
     p.add_argument("--episodes", type=int, default=1000, help="episodes per collected dataset")
+
+    p = sub.add_parser(
+        "launch",
+        help="submit any rlcf command (train, collect, eval, ...) as a Ray job; see 'rlcf launch --help'",
+        add_help=False,
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("jobs", help="list Ray jobs, show a job's status or logs, or stop it")
+    p.add_argument("action", choices=("list", "status", "logs", "stop"))
+    p.add_argument("job_id", nargs="?", help="the job id (status, logs, stop)")
+    p.add_argument("--address", help="Ray dashboard address http://HEAD:8265 (default: RAY_ADDRESS)")
+    p.add_argument("--follow", action="store_true", help="logs: stream until the job ends; exit with its status")
+    p.add_argument("--json", action="store_true", help="list: machine-readable output")
 
     for name, what in PENDING.items():
         p = sub.add_parser(name, help=f"{what} [not in this version]")
@@ -362,6 +374,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=args.out_dir, episodes=args.episodes)
 
 
+def cmd_launch(args: argparse.Namespace) -> int:
+    from rlcf.runtime.jobs import launch, parse_launch_args
+
+    try:
+        spec = parse_launch_args(args.args)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    return launch(spec)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from rlcf.runtime.jobs import jobs_main
+
+    return jobs_main(args)
+
+
 def cmd_pending(args: argparse.Namespace) -> int:
     print(
         f"rlcf {args.command}: {PENDING[args.command]} is not in this version of rlcf yet; nothing was run.",
@@ -380,14 +408,23 @@ COMMANDS = {
     "train-behaviour": cmd_train_behaviour,
     "eval": cmd_eval,
     "demo": cmd_demo,
+    "launch": cmd_launch,
+    "jobs": cmd_jobs,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlcf`` console script; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args, extra = parser.parse_known_args(argv)
+        # `rlcf launch` hands everything after it to the job, so argparse must not read it.
+        first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+        if first is not None and argv[first] == "launch":
+            args, extra = parser.parse_known_args([*argv[:first], "launch"])
+            args.args = argv[first + 1:]
+        else:
+            args, extra = parser.parse_known_args(argv)
         # argparse cannot take positionals on both sides of a flag (`train x.yaml --resume a=1`): the
         # key=value words after the flag come back as extras and join the overrides.
         if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):

@@ -361,10 +361,13 @@ class RunConfig:
     checkpoint_every: int = option(1000, "Save a checkpoint every this many steps (and always at the end).")
     keep_checkpoints: int = option(3, "How many most recent checkpoints to keep on disk.")
     tensorboard: bool = option(True, "Also write metrics as TensorBoard event files under <run>/tb.")
+    num_gpus: int = option(0, "Data-parallel training on this many GPUs (Ray Train workers for step algorithms); 0: one process.")
+    num_workers: int = option(0, "Without num_gpus: data-parallel training on this many CPU workers of 1 CPU each (Ray Train); 0: one process.")
 
     # Fields that may change when a run is resumed (extending a run, changing cadence or hardware).
     RESUMABLE: typing.ClassVar[frozenset[str]] = frozenset(
-        {"total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard"}
+        {"total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard",
+         "num_gpus", "num_workers"}
     )
 
     def __post_init__(self) -> None:
@@ -374,6 +377,8 @@ class RunConfig:
         require(self.log_every > 0, "log_every", f"must be > 0, got {self.log_every}")
         require(self.eval_every >= 0, "eval_every", f"must be >= 0 (0 = only at the end), got {self.eval_every}")
         require(self.checkpoint_every > 0, "checkpoint_every", f"must be > 0, got {self.checkpoint_every}")
+        require(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
+        require(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
         require("/" not in self.name and self.name not in (".", ".."), "name", f"{self.name!r} must not contain '/'")
 
