@@ -284,8 +284,9 @@ class DeFacto(Algorithm):
 
 
     @classmethod
-    def evaluate_run(cls, run: Any) -> dict[str, Any]:
-        """Per-split scores of a run's final model (or, before it exists, its newest GRPO checkpoint)."""
+    def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
+        """Per-split scores of a run's final model (or, before it exists, its newest GRPO checkpoint);
+        ``actors`` > 0 generates on that many Ray rollout actors (text modality)."""
         from rlcf.device import resolve_device
         from rlcf.errors import UsageError
         from rlcf.eval.llm import evaluate_splits
@@ -296,8 +297,16 @@ class DeFacto(Algorithm):
             folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
             if folder is None:
                 raise UsageError(f"run '{run.path}' has no final model and no GRPO checkpoint yet; train it first")
+        rows = task_rows(c, "eval", c.eval_docs, seed=c.data_seed)
+        if actors > 0:
+            if c.modality != "text":
+                raise UsageError("Ray rollout actors generate text; evaluate an image-modality run without --actors")
+            from rlcf.eval.llm import greedy_with_actors
+
+            completions = greedy_with_actors(folder, [r["prompt"] for r in rows], c.eval_max_new_tokens, actors)
+            return evaluate_splits(None, None, rows, c.eval_max_new_tokens, completions=completions)
         model, tokenizer = load_for(c, folder, resolve_device(run.experiment.run.device))
-        return evaluate_splits(model, tokenizer, task_rows(c, "eval", c.eval_docs, seed=c.data_seed), c.eval_max_new_tokens)
+        return evaluate_splits(model, tokenizer, rows, c.eval_max_new_tokens)
 
 
 class VariantRewardTally:

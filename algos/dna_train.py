@@ -561,8 +561,9 @@ class DNATrain(Algorithm):
         return final
 
     @classmethod
-    def evaluate_run(cls, run: Any) -> dict[str, Any]:
-        """Real, counterfactual and pair accuracy of a run's final model (or its newest RL checkpoint)."""
+    def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
+        """Real, counterfactual and pair accuracy of a run's final model (or its newest RL checkpoint);
+        ``actors`` > 0 generates on that many Ray rollout actors."""
         from rlcf.algos.defacto import _latest_trainer_checkpoint
         from rlcf.algos.llm_common import load_model
         from rlcf.device import resolve_device
@@ -574,5 +575,11 @@ class DNATrain(Algorithm):
             folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
             if folder is None:
                 raise UsageError(f"run '{run.path}' has no final model and no RL checkpoint yet; train it first")
+        rows = pair_data(c, "eval", c.eval_pairs, c.data_seed)
+        if actors > 0:
+            from rlcf.eval.llm import greedy_with_actors
+
+            completions = greedy_with_actors(folder, [r["prompt"] for r in rows], c.eval_max_new_tokens, actors)
+            return evaluate_pairs(None, None, rows, c.eval_max_new_tokens, completions=completions)
         model, tokenizer = load_model(folder, resolve_device(run.experiment.run.device))
-        return evaluate_pairs(model, tokenizer, pair_data(c, "eval", c.eval_pairs, c.data_seed), c.eval_max_new_tokens)
+        return evaluate_pairs(model, tokenizer, rows, c.eval_max_new_tokens)

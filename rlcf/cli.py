@@ -112,10 +112,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation episodes")
     p.add_argument("--json", help="write marl-eval-compatible JSON here")
     p.add_argument("--plot", help="write the aggregate plot (PNG) here")
+    p.add_argument("--actors", type=int, default=0, help="run episodes (or LLM generations) on this many Ray actors")
 
     from rlcf.envs.rllib_behaviour import add_train_behaviour_parser
 
     add_train_behaviour_parser(sub)
+
+    p = sub.add_parser(
+        "rollout",
+        help="generate and score LLM completions with Ray rollout actors into a parquet rollout dataset",
+        description="Example: rlcf rollout --model runs/defacto/x/final_model --task grounded_qa --docs 64 "
+        "--rewards format,answer,grounding --num-generations 8 --actors 2 --out rollouts/qa",
+    )
+    p.add_argument("--model", required=True, help="Hugging Face model id or local folder")
+    p.add_argument("--task", help="embedded prompt task: grounded_qa | grounded_pairs")
+    p.add_argument("--data", help="prompt dataset: hub id, local folder or .parquet/.jsonl/.csv file with a 'prompt' column")
+    p.add_argument("--split", default="eval", help="embedded task split (train | eval)")
+    p.add_argument("--data-split", default="train", help="split of --data")
+    p.add_argument("--docs", type=int, default=32, help="embedded task: documents (or pairs) to generate prompts from")
+    p.add_argument("--rewards", default="", help="comma-separated reward names (see `rlcf list rewards`)")
+    p.add_argument("--reward-weights", default="", help="comma-separated weights of --rewards (default 1 each)")
+    p.add_argument("--num-generations", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="auto", choices=("auto", "hf", "vllm"))
+    p.add_argument("--actors", type=int, default=1, help="Ray actors, one model copy each (0: no Ray, this process)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (and Ray CPUs) per actor")
+    p.add_argument("--prompts-per-shard", type=int, default=4)
+    p.add_argument("--out", required=True, help="output folder (rollouts.parquet + meta.json)")
+    p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("demo", help="run the end-to-end quickstart on embedded defaults")
     p.add_argument("--out-dir", default="runs/demo", help="where the demo writes its runs and datasets")
@@ -318,16 +346,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         exp = run.experiment
         cls = algos.get(exp.algo)
         if hasattr(cls, "evaluate_run"):  # LLM runs: per-split accuracy, abstention, grounding, format
-            llm[str(run.path)] = cls.evaluate_run(run)
+            llm[str(run.path)] = cls.evaluate_run(run, actors=args.actors)
             continue
         if not hasattr(cls, "team_policy"):
             raise UsageError(f"run '{folder}' is a {exp.algo} run, which has no multi-agent policy to evaluate")
         algo = cls(exp.config, exp.run, resolve_device(exp.run.device))
         algo.load_state_dict(run.load_checkpoint(map_location=algo.device)["algorithm"])
         meta = algo.data.metadata
+        from rlcf.eval.runner import RunPolicy
+
+        policy = RunPolicy(run.path) if args.actors > 0 else algo.team_policy()
         result = evaluate_policy(
-            envs.get(algo.data.env_id), algo.team_policy(), episodes=args.episodes, seed=args.seed,
-            ref_min=meta.get("ref_min_score"), ref_max=meta.get("ref_max_score"),
+            envs.get(algo.data.env_id), policy, episodes=args.episodes, seed=args.seed,
+            ref_min=meta.get("ref_min_score"), ref_max=meta.get("ref_max_score"), actors=args.actors,
         )
         task = f"{algo.data.env_id}/{algo.data.dataset_id.rsplit('/', 1)[-1]}"
         results.setdefault(exp.algo.rsplit(":", 1)[-1], {}).setdefault(task, {})[exp.run.seed] = result
@@ -359,6 +390,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         to_marl_eval_json(suites, args.json)
     if args.plot:
         plot_aggregates(summaries, args.plot)
+    return EXIT_OK
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from rlcf.runtime.rollouts import RolloutConfig, generate_rollouts, prompt_rows
+
+    rewards = tuple(r.strip() for r in args.rewards.split(",") if r.strip())
+    try:
+        weights = tuple(float(w) for w in args.reward_weights.split(",") if w.strip()) or None
+    except ValueError as exc:
+        raise UsageError(f"--reward-weights takes comma-separated numbers, got {args.reward_weights!r}") from exc
+    config = RolloutConfig(
+        model=args.model, num_generations=args.num_generations, max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature, top_p=args.top_p, seed=args.seed, rewards=rewards, reward_weights=weights,
+        backend=args.backend, threads=args.threads,
+    )
+    rows = prompt_rows(args.task, args.data, split=args.split, docs=args.docs, seed=args.seed, data_split=args.data_split)
+    options = {"num_gpus": args.gpus_per_actor} if args.gpus_per_actor else {}
+    out = generate_rollouts(config, rows, actors=args.actors, prompts_per_shard=args.prompts_per_shard, out=args.out,
+                            overwrite=args.overwrite, actor_options=options, progress=not args.quiet)
+    means = {k: round(sum(r[k] for r in out if r.get(k) is not None) / max(1, sum(r.get(k) is not None for r in out)), 4)
+             for k in (out[0] if out else {}) if k == "reward" or k.startswith("reward/")}
+    print(json.dumps({"out": args.out, "prompts": len(rows), "rows": len(out), **means}))
     return EXIT_OK
 
 
@@ -409,6 +463,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "demo": cmd_demo,
     "launch": cmd_launch,
+    "rollout": cmd_rollout,
     "jobs": cmd_jobs,
 }
 

@@ -24,7 +24,7 @@ import numpy as np
 from rlcf.errors import UsageError
 from rlcf.eval.stats import Summary, normalized_score, sample_std, summarize
 
-__all__ = ["MIN_EPISODES", "EvalResult", "EvaluationWarning", "SuiteResult", "evaluate_policy", "evaluate_suite"]
+__all__ = ["MIN_EPISODES", "EvalResult", "EvaluationWarning", "RunPolicy", "SuiteResult", "evaluate_policy", "evaluate_suite"]
 
 #: DESIGN: "≥ 32 episodes per evaluation". Fewer is allowed for tests and smoke runs, with a warning.
 MIN_EPISODES = 32
@@ -138,6 +138,76 @@ def _as_policy(policy: Any, spec: Any, env: Any, seed: int) -> Any:
     )
 
 
+class RunPolicy:
+    """The final policy of a run folder, loaded where it is used (small to pickle: Ray evaluation actors load
+    the checkpoint themselves instead of receiving the algorithm and its dataset)."""
+
+    def __init__(self, run_path: Any):
+        from pathlib import Path
+
+        self.run_path = str(Path(run_path).resolve())
+        self._policy: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"run_path": self.run_path, "_policy": None}
+
+    def _load(self) -> Any:
+        if self._policy is None:
+            from rlcf.device import resolve_device
+            from rlcf.registry import algos
+            from rlcf.runs import Run
+
+            run = Run.open(self.run_path)
+            exp = run.experiment
+            algo = algos.get(exp.algo)(exp.config, exp.run, resolve_device(exp.run.device))
+            algo.load_state_dict(run.load_checkpoint(map_location=algo.device)["algorithm"])
+            self._policy = algo.team_policy()
+        return self._policy
+
+    def reset(self, seed: int | None = None) -> None:
+        self._load().reset(seed=seed)
+
+    def act(self, observations: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self._load().act(observations)
+
+
+class _EpisodeEvaluator:
+    """Runs evaluation episodes by index (in this process, or as a Ray actor of :func:`evaluate_policy`)."""
+
+    def __init__(self, spec: Any, policy: Any, seed: int, max_steps: int):
+        self.spec, self.seed, self.max_steps = spec, int(seed), max_steps
+        self.env = spec.make()
+        self.actor = _as_policy(policy, spec, self.env, seed)
+
+    def run(self, indices: list[int]) -> list[tuple[int, float, int, int]]:
+        from rlcf.data.episodes import episode_seed
+
+        env, actor, out = self.env, self.actor, []
+        for i in indices:
+            env_seed = episode_seed(self.seed, i)
+            obs, _ = env.reset(seed=env_seed)
+            reset = getattr(actor, "reset", None)
+            if callable(reset):
+                reset(seed=env_seed + 1)
+            total, steps = 0.0, 0
+            while env.agents:
+                if steps >= self.max_steps:
+                    raise UsageError(
+                        f"env '{self.spec.id}' ran {steps} steps without ending an episode; check its episode_length "
+                        "and truncation"
+                    )
+                actions = actor.act({a: obs[a] for a in env.agents})
+                obs, _, _, _, infos = env.step(actions)
+                if infos:
+                    total += float(next(iter(infos.values()))["team_reward"])
+                steps += 1
+            out.append((i, total, steps, env_seed))
+        return out
+
+    def close(self) -> None:
+        self.env.close()
+
+
 def _resolve_spec(spec: Any) -> Any:
     if isinstance(spec, str):
         from rlcf.registry import envs
@@ -169,6 +239,8 @@ def evaluate_policy(
     ref_min: float | None = None,
     ref_max: float | None = None,
     strict: bool = False,
+    actors: int = 0,
+    episodes_per_task: int = 4,
 ) -> EvalResult:
     """Run ``policy`` for ``episodes`` episodes of ``spec``'s team env and return their team returns.
 
@@ -182,12 +254,14 @@ def evaluate_policy(
             ``ref_max_score``); both ``None`` uses the spec's ``ref_random_return``/``ref_expert_return``, and
             without those the result has no normalized score.
         strict: raise instead of warning when ``episodes`` < 32.
+        actors: run the episodes on this many Ray actors (0: in this process). Episode ``i`` is seeded by
+            ``(seed, i)`` whichever actor runs it, so the result does not depend on the number of actors; the
+            policy object travels to the actors (pickled), and an actor that dies has its episodes re-run.
+        episodes_per_task: episodes per actor call.
 
     Returns:
         An :class:`EvalResult`.
     """
-    from rlcf.data.episodes import episode_seed
-
     spec = _resolve_spec(spec)
     episodes = int(episodes)
     if episodes < 1:
@@ -204,33 +278,28 @@ def evaluate_policy(
     # Guards against an env that never ends its episodes; MPE truncates at episode_length.
     max_steps = 10 * max(int(getattr(spec, "episode_length", 0) or 0), 100)
 
-    env = spec.make()
-    try:
-        actor = _as_policy(policy, spec, env, seed)
-        returns, lengths, seeds = [], [], []
-        for i in range(episodes):
-            env_seed = episode_seed(seed, i)
-            obs, _ = env.reset(seed=env_seed)
-            reset = getattr(actor, "reset", None)
-            if callable(reset):
-                reset(seed=env_seed + 1)
-            total, steps = 0.0, 0
-            while env.agents:
-                if steps >= max_steps:
-                    raise UsageError(
-                        f"env '{spec.id}' ran {steps} steps without ending an episode; check its episode_length "
-                        "and truncation"
-                    )
-                actions = actor.act({a: obs[a] for a in env.agents})
-                obs, _, _, _, infos = env.step(actions)
-                if infos:
-                    total += float(next(iter(infos.values()))["team_reward"])
-                steps += 1
-            returns.append(total)
-            lengths.append(steps)
-            seeds.append(env_seed)
-    finally:
-        env.close()
+    if actors and actors > 0:
+        from rlcf.runtime.pool import ShardPool
+
+        shards = [list(range(i, min(i + episodes_per_task, episodes))) for i in range(0, episodes, episodes_per_task)]
+        found: dict[int, tuple[float, int, int]] = {}
+
+        def record(_: int, rows: list[tuple[int, float, int, int]]) -> None:
+            for i, total, steps, env_seed in rows:
+                found[i] = (total, steps, env_seed)
+
+        with ShardPool(_EpisodeEvaluator, [spec, policy, seed, max_steps], "run", actors=actors, what="evaluation") as pool:
+            pool.run(shards, record)
+        rows = [(i, *found[i]) for i in range(episodes)]
+    else:
+        worker = _EpisodeEvaluator(spec, policy, seed, max_steps)
+        try:
+            rows = worker.run(list(range(episodes)))
+        finally:
+            worker.close()
+    returns = [r[1] for r in rows]
+    lengths = [r[2] for r in rows]
+    seeds = [r[3] for r in rows]
     return EvalResult(
         env_id=spec.id,
         seed=int(seed),

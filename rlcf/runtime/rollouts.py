@@ -1,0 +1,301 @@
+"""LLM rollout actors: generate completions for a prompt dataset, score them, write a rollout dataset.
+
+A pool of Ray actors (:class:`~rlcf.runtime.pool.ShardPool`), each holding one copy of the model, works through
+shards of prompts. Sampling is seeded per prompt (``seed``, ``prompt_id``), and each prompt's group is generated in
+one call, so a prompt's completions do not depend on which actor ran it or how many actors there were; an actor
+that dies costs only its unfinished shards, which another actor re-runs with identical results. Completions are
+scored by registered reward functions (each logged as its own column) and written as one row per completion:
+
+    prompt_id, group_index, prompt, completion, reward/<fn>..., reward (weighted sum), <the prompt's other columns>
+
+into ``<out>/rollouts.parquet`` plus ``<out>/meta.json``, atomically (a folder appears only when complete).
+Load it back with :func:`load_rollouts` (which refuses a folder whose row count or keys do not add up) or with
+``datasets.load_dataset("parquet", data_files=...)``.
+
+Backends: Hugging Face ``transformers`` everywhere; vLLM when ``backend="vllm"`` (or ``"auto"`` with vLLM
+installed and a GPU present).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlcf.errors import CorruptDatasetError, UsageError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RolloutConfig", "RolloutWorker", "generate_rollouts", "load_rollouts", "prompt_rows", "seed_for"]
+
+ROLLOUT_FILE, META_FILE = "rollouts.parquet", "meta.json"
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """What each rollout actor loads and how it samples."""
+
+    model: str
+    num_generations: int = 4
+    max_new_tokens: int = 48
+    temperature: float = 1.0  # 0: greedy (then every completion of a group is the same)
+    top_p: float = 1.0
+    seed: int = 0
+    rewards: tuple[str, ...] = ()
+    reward_weights: tuple[float, ...] | None = None
+    backend: str = "auto"  # "auto" | "hf" | "vllm"
+    device: str = "auto"
+    threads: int = 1  # torch CPU threads per actor (actors x threads should not exceed the node's cores)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 1:
+            raise UsageError(f"num_generations must be >= 1, got {self.num_generations}")
+        if self.max_new_tokens < 1:
+            raise UsageError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise UsageError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UsageError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.backend not in ("auto", "hf", "vllm"):
+            raise UsageError(f"backend must be one of auto, hf, vllm; got {self.backend!r}")
+        if self.rewards:
+            from rlcf.reward_set import RewardSet
+
+            RewardSet(list(self.rewards), self.reward_weights, field="reward_weights")  # unknown names fail here
+
+
+def seed_for(seed: int, prompt_id: int) -> int:
+    """The sampling seed of one prompt's group (independent of actors and shards)."""
+    return (int(seed) * 1_000_003 + int(prompt_id) * 7919 + 17) % 2**31
+
+
+class RolloutWorker:
+    """Holds one model copy; :meth:`run` turns a shard of prompt rows into scored completion rows."""
+
+    def __init__(self, config: RolloutConfig):
+        import torch
+
+        self.config = config
+        torch.set_num_threads(max(1, config.threads))
+        cuda = torch.cuda.is_available() and config.device in ("auto", "cuda") or config.device.startswith("cuda:")
+        self.device = torch.device(config.device if config.device.startswith("cuda:") else ("cuda" if cuda else "cpu"))
+        self.backend = config.backend
+        if self.backend == "auto":
+            import importlib.util
+
+            self.backend = "vllm" if (cuda and importlib.util.find_spec("vllm") is not None) else "hf"
+        if self.backend == "vllm":
+            from vllm import LLM  # noqa: PLC0415 - optional, GPU nodes only
+
+            self.llm = LLM(model=config.model, seed=config.seed, **config.extra)
+        else:
+            from rlcf.algos.llm_common import load_model
+
+            self.model, self.tokenizer = load_model(config.model, self.device)
+            self.model.eval()
+        self.rewards = None
+        if config.rewards:
+            from rlcf.reward_set import RewardSet
+
+            self.rewards = RewardSet(list(config.rewards), config.reward_weights, field="reward_weights")
+
+    def _generate_hf(self, prompt: str, seed: int) -> list[str]:
+        import torch
+
+        c = self.config
+        enc = self.tokenizer([prompt], return_tensors="pt").to(self.device)
+        torch.manual_seed(seed)
+        sample = c.temperature > 0
+        kwargs: dict[str, Any] = {"do_sample": sample, "max_new_tokens": c.max_new_tokens,
+                                  "num_return_sequences": c.num_generations, "pad_token_id": self.tokenizer.pad_token_id}
+        if sample:
+            kwargs.update(temperature=c.temperature, top_p=c.top_p, top_k=0)
+        with torch.no_grad():
+            ids = self.model.generate(**enc, **kwargs)
+        return self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def _generate_vllm(self, prompt: str, seed: int) -> list[str]:
+        from vllm import SamplingParams
+
+        c = self.config
+        params = SamplingParams(n=c.num_generations, temperature=c.temperature, top_p=c.top_p,
+                                max_tokens=c.max_new_tokens, seed=seed)
+        return [o.text for o in self.llm.generate([prompt], params, use_tqdm=False)[0].outputs]
+
+    def run(self, shard: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        c = self.config
+        generate = self._generate_vllm if self.backend == "vllm" else self._generate_hf
+        out: list[dict[str, Any]] = []
+        for row in shard:
+            completions = generate(row["prompt"], seed_for(c.seed, row["prompt_id"]))
+            for g, completion in enumerate(completions):
+                out.append({"prompt_id": int(row["prompt_id"]), "group_index": g, "completion": completion,
+                            **{k: v for k, v in row.items() if k not in ("prompt_id", "completion")}})
+        if self.rewards is not None and out:
+            columns = {k: [r.get(k) for r in out] for k in out[0] if k not in ("prompt", "completion")}
+            scores = self.rewards([r["prompt"] for r in out], [r["completion"] for r in out], **columns)
+            for name, values in scores.items():
+                key = "reward" if name == "total" else f"reward/{name}"
+                for r, v in zip(out, values):
+                    r[key] = None if v is None else float(v)
+        return out
+
+    def ping(self) -> bool:
+        return True
+
+
+def prompt_rows(task: str | None = None, data: str | None = None, *, split: str = "eval", docs: int = 32,
+                seed: int = 0, data_split: str = "train") -> list[dict[str, Any]]:
+    """Prompt rows with a ``prompt_id``: from an embedded task (``grounded_qa``, ``grounded_pairs``) or from a
+    dataset (hub id or local folder/file, read with ``datasets.load_dataset``; it needs a ``prompt`` column)."""
+    if (task is None) == (data is None):
+        raise UsageError("give exactly one prompt source: --task NAME (embedded) or --data PATH_OR_HUB_ID")
+    if task is not None:
+        if task == "grounded_qa":
+            from rlcf.envs.grounded_qa import grounded_qa_rows
+
+            rows = grounded_qa_rows(split, docs, seed=seed)
+        elif task == "grounded_pairs":
+            from rlcf.envs.grounded_pairs import grounded_pair_rows
+
+            rows = grounded_pair_rows(split, docs, seed=seed)
+        else:
+            raise UsageError(f"unknown task {task!r}; embedded tasks: grounded_qa, grounded_pairs")
+    else:
+        import datasets
+
+        path = Path(str(data))
+        if path.suffix in (".parquet", ".json", ".jsonl", ".csv"):
+            fmt = {".jsonl": "json"}.get(path.suffix, path.suffix[1:])
+            ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+        else:
+            ds = datasets.load_dataset(str(data), split=data_split)
+        if "prompt" not in ds.column_names:
+            raise UsageError(f"dataset {data!r} has no 'prompt' column (columns: {', '.join(ds.column_names)})")
+        rows = [dict(r) for r in ds]
+    out = []
+    for i, row in enumerate(rows):
+        row = {k: v for k, v in row.items() if k != "image"}
+        row.setdefault("prompt_id", i)
+        if not isinstance(row["prompt"], str):
+            raise UsageError(f"row {i}: rollouts take text prompts; 'prompt' is a {type(row['prompt']).__name__}")
+        out.append(row)
+    ids = [r["prompt_id"] for r in out]
+    if len(set(ids)) != len(ids):
+        raise UsageError("prompt_id values must be unique in the prompt dataset")
+    return out
+
+
+def generate_rollouts(
+    config: RolloutConfig,
+    rows: list[dict[str, Any]],
+    *,
+    actors: int = 1,
+    prompts_per_shard: int = 4,
+    out: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    actor_options: dict[str, Any] | None = None,
+    max_actor_restarts: int = 3,
+    on_progress: Any = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Generate and score ``num_generations`` completions per prompt row; optionally write them to ``out``.
+
+    Args:
+        actors: Ray actors (each holds a model copy); ``0`` runs in this process without Ray.
+        prompts_per_shard: prompts per actor call; smaller bounds what a dead actor takes with it.
+        out: folder to write ``rollouts.parquet`` and ``meta.json`` into (atomically).
+        on_progress: ``fn(pool, shards_done)`` after each shard (Ray only; used by the fault test).
+
+    Returns:
+        The rows, ordered by (prompt_id, group_index).
+    """
+    from rlcf.progress import progress as progress_bar
+
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not overwrite:
+            raise UsageError(f"'{out}' exists; pass overwrite=True (--overwrite) to replace it")
+    shards = [rows[i:i + prompts_per_shard] for i in range(0, len(rows), max(1, prompts_per_shard))]
+    results: dict[int, list[dict[str, Any]]] = {}
+    start = time.perf_counter()
+    with progress_bar(f"rollouts {config.model}", total=len(rows)) as bar:
+
+        def record(index: int, shard_rows: list[dict[str, Any]]) -> None:
+            results[index] = shard_rows
+            if progress:
+                done = sum(len(shards[i]) for i in results)
+                bar.advance(len(shards[index]), prompts_per_s=round(done / max(time.perf_counter() - start, 1e-9), 2))
+
+        if actors <= 0:
+            worker = RolloutWorker(config)
+            for i, shard in enumerate(shards):
+                record(i, worker.run(shard))
+        else:
+            from rlcf.runtime.pool import ShardPool
+
+            options = dict(actor_options or {})
+            options.setdefault("num_cpus", max(1, config.threads))
+            with ShardPool(RolloutWorker, [config], "run", actors=actors, actor_options=options,
+                           max_actor_restarts=max_actor_restarts, what="rollout") as pool:
+                pool.run(shards, record, on_progress)
+    seconds = time.perf_counter() - start
+    out_rows = sorted((r for rs in results.values() for r in rs), key=lambda r: (r["prompt_id"], r["group_index"]))
+    if out is not None:
+        meta = {"config": {**asdict(config), "rewards": list(config.rewards)}, "prompts": len(rows),
+                "rows": len(out_rows), "actors": actors, "seconds": round(seconds, 3)}
+        write_rollouts(out_rows, out, meta, overwrite=overwrite)
+    return out_rows
+
+
+def write_rollouts(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any], overwrite: bool = False) -> Path:
+    """Write rows as parquet plus meta.json into a temporary sibling folder, then move it into place."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        try:
+            ds = datasets.Dataset.from_list(rows)
+        except Exception as exc:  # mixed column types across rows, unsupported objects
+            raise UsageError(f"rollout rows cannot be stored as a table ({exc}); check the prompt dataset's extra columns") from exc
+        ds.to_parquet(str(tmp / ROLLOUT_FILE))
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        if out.exists():
+            if not overwrite:
+                raise UsageError(f"'{out}' exists; pass overwrite=True to replace it")
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load_rollouts(path: str | os.PathLike[str]) -> Any:
+    """The rollout dataset at ``path`` as a ``datasets.Dataset``; refused if incomplete or inconsistent."""
+    import datasets
+
+    path = Path(path)
+    if not (path / META_FILE).is_file() or not (path / ROLLOUT_FILE).is_file():
+        raise CorruptDatasetError(f"'{path}' is not a complete rollout dataset (it needs {ROLLOUT_FILE} and {META_FILE})")
+    meta = json.loads((path / META_FILE).read_text())
+    try:
+        ds = datasets.Dataset.from_parquet(str(path / ROLLOUT_FILE))
+    except Exception as exc:
+        raise CorruptDatasetError(f"'{path / ROLLOUT_FILE}' cannot be read: {exc}") from exc
+    if len(ds) != meta.get("rows"):
+        raise CorruptDatasetError(f"'{path}' has {len(ds)} rows but its meta.json says {meta.get('rows')}")
+    keys = list(zip(ds["prompt_id"], ds["group_index"]))
+    if len(set(keys)) != len(keys):
+        raise CorruptDatasetError(f"'{path}' has duplicate (prompt_id, group_index) rows")
+    return ds
