@@ -63,6 +63,7 @@ class LaunchSpec:
     entrypoint_num_cpus: float | None = None
     entrypoint_num_gpus: float | None = None
     local_num_cpus: int | None = None
+    python: str | None = None
 
 
 def _launch_parser() -> argparse.ArgumentParser:
@@ -85,11 +86,13 @@ def _launch_parser() -> argparse.ArgumentParser:
     p.add_argument("--entrypoint-num-cpus", type=float, help="CPUs reserved for the job's driver (default 0)")
     p.add_argument("--entrypoint-num-gpus", type=float, help="GPUs reserved for the job's driver (default: from the config)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance used without --address")
+    p.add_argument("--python", help="the node's Python that runs the job (default: this interpreter for a cluster on "
+                   "this machine, else 'python' on the node's PATH)")
     return p
 
 
 _OWN_WITH_VALUE = ("--address", "--submission-id", "--env", "--remote-cwd", "--ship", "--entrypoint-num-cpus",
-                   "--entrypoint-num-gpus", "--num-cpus")
+                   "--entrypoint-num-gpus", "--num-cpus", "--python")
 _OWN_FLAGS = ("--no-wait",)
 
 
@@ -144,7 +147,7 @@ def parse_launch_args(tokens: Sequence[str]) -> LaunchSpec:
     spec = LaunchSpec(
         command=command, address=address, wait=not args.no_wait, submission_id=args.submission_id, env=env,
         remote_cwd=args.remote_cwd, ship=args.ship, entrypoint_num_cpus=args.entrypoint_num_cpus,
-        entrypoint_num_gpus=args.entrypoint_num_gpus, local_num_cpus=args.num_cpus,
+        entrypoint_num_gpus=args.entrypoint_num_gpus, local_num_cpus=args.num_cpus, python=args.python,
     )
     if not spec.wait and not spec.address:
         raise UsageError("rlcf launch: --no-wait needs --address (the local Ray instance ends with this command)")
@@ -287,10 +290,24 @@ def _stage(command: list[str], staging: Path) -> tuple[list[str], list[str]]:
     return out, shipped
 
 
-def _entrypoint(command: list[str], shipped: list[str], remote_cwd: str) -> str:
+def _is_this_machine(address: str) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(address).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return True
+    try:
+        return host in (socket.gethostname(), socket.getfqdn()) or socket.gethostbyname(host) in (
+            socket.gethostbyname(socket.gethostname()),)
+    except OSError:
+        return False
+
+
+def _entrypoint(command: list[str], shipped: list[str], remote_cwd: str, python: str) -> str:
     import shlex
 
-    parts = ["python", "-m", "rlcf.runtime.jobs", "--cwd", remote_cwd]
+    parts = [python, "-m", "rlcf.runtime.jobs", "--cwd", remote_cwd]
     for name in shipped:
         parts += ["--shipped", name]
     return " ".join(shlex.quote(p) for p in [*parts, "--", *command])
@@ -374,13 +391,22 @@ def launch(spec: LaunchSpec) -> int:
         if spec.entrypoint_num_gpus is not None:
             options["entrypoint_num_gpus"] = spec.entrypoint_num_gpus
         remote_cwd = spec.remote_cwd or os.getcwd()
-        job_id = client.submit_job(
-            entrypoint=_entrypoint(command, shipped, remote_cwd),
-            runtime_env=runtime_env,
-            submission_id=spec.submission_id,
-            metadata={"rlcf_command": " ".join(spec.command)[:500]},
-            **options,
-        )
+        python = spec.python or (sys.executable if _is_this_machine(address) else "python")
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                job_id = client.submit_job(
+                    entrypoint=_entrypoint(command, shipped, remote_cwd, python),
+                    runtime_env=runtime_env,
+                    submission_id=spec.submission_id,
+                    metadata={"rlcf_command": " ".join(spec.command)[:500]},
+                    **options,
+                )
+                break
+            except RuntimeError as exc:  # a head that has just started has no job agent for a few seconds
+                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(2.0)
         shutil.rmtree(staging, ignore_errors=True)
         print(json.dumps({"job_id": job_id, "address": address, "command": " ".join(spec.command)}), file=sys.stderr)
         if not spec.wait:
