@@ -113,12 +113,14 @@ class RolloutWorker:
         torch.manual_seed(seed)
         sample = c.temperature > 0
         kwargs: dict[str, Any] = {"do_sample": sample, "max_new_tokens": c.max_new_tokens,
-                                  "num_return_sequences": c.num_generations, "pad_token_id": self.tokenizer.pad_token_id}
+                                  "num_return_sequences": c.num_generations if sample else 1,
+                                  "pad_token_id": self.tokenizer.pad_token_id}
         if sample:
             kwargs.update(temperature=c.temperature, top_p=c.top_p, top_k=0)
         with torch.no_grad():
             ids = self.model.generate(**enc, **kwargs)
-        return self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return texts if sample else texts * c.num_generations  # greedy: one decode, the same for the whole group
 
     def _generate_vllm(self, prompt: str, seed: int) -> list[str]:
         from vllm import SamplingParams
