@@ -186,7 +186,12 @@ class DeFacto(Algorithm):
         from rlcf.reward_set import RewardSet
         from rlcf.seeding import seed_everything
 
+        from rlcf.runtime.distributed import barrier, fit_with_torchrun, is_lead, launched_by_torchrun, wants_workers
+
         c, rc = experiment.config, experiment.run
+        if wants_workers(rc) > 1 and not launched_by_torchrun():
+            return fit_with_torchrun(cls, experiment, run, resume)
+        lead = is_lead()  # under torchrun: rank 0 builds, evaluates, logs and writes; every rank trains
         device = resolve_device(rc.device)
         gpu = device.type == "cuda"
         seed_everything(rc.seed)
@@ -200,7 +205,7 @@ class DeFacto(Algorithm):
         model_path: str | Path = c.model
         if c.model == "tiny":
             model_path = run.path / "base_model"
-            if not (model_path / "config.json").exists():
+            if lead and not (model_path / "config.json").exists():
                 if c.modality == "image":
                     from rlcf.envs.grounded_images import image_completion_for
 
@@ -212,6 +217,7 @@ class DeFacto(Algorithm):
 
                     corpus = [r["prompt"] + completion_for(r) for r in task_rows(c, "train", 400, seed=c.data_seed + 2000)]
                     build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
+        barrier()
         # Stage 2: SFT.
         if c.sft_epochs > 0:
             sft_path = run.path / "sft_model"
@@ -221,10 +227,11 @@ class DeFacto(Algorithm):
             model_path = sft_path
         results: dict[str, Any] = {}
         model, tokenizer = load_for(c, model_path, device)
-        before = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
-        results["sft" if c.sft_epochs > 0 else "base"] = before
-        if not resume:
-            run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
+        if lead:
+            before = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
+            results["sft" if c.sft_epochs > 0 else "base"] = before
+            if not resume:
+                run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
 
         # Stage 3: GRPO on TRL.
         ckpt_dir = run.path / "checkpoints" / "grpo"
@@ -265,10 +272,13 @@ class DeFacto(Algorithm):
         if resume and resume_from is None:
             log.warning("no complete GRPO checkpoint under %s; training from the start of the GRPO stage", ckpt_dir)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if not lead:
+            return {}
+        model = trainer.accelerator.unwrap_model(trainer.model)
         with atomic_dir(run.path / "final_model", overwrite=True) as tmp:
-            trainer.model.save_pretrained(tmp)
+            model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        after = evaluate_splits(trainer.model, tokenizer, eval_rows, c.eval_max_new_tokens)
+        after = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
         results["defacto" if set(c.variants) != {"pos"} else "grpo"] = after
         final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
         run.log(final, rc.total_steps)
@@ -345,8 +355,9 @@ class _RunLogger:
 
         class RunLogger(TrainerCallback):
             def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-                if logs:
+                if logs and state.is_world_process_zero:
                     numeric = {f"train/{k}" if "/" not in k else k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+                    numeric["train/processes"] = float(args.world_size)
                     if tally is not None:
                         numeric.update(tally.flush())
                     run.log(numeric, int(state.global_step))

@@ -469,7 +469,12 @@ class DNATrain(Algorithm):
         from rlcf.reward_set import RewardSet
         from rlcf.seeding import seed_everything
 
+        from rlcf.runtime.distributed import barrier, fit_with_torchrun, is_lead, launched_by_torchrun, wants_workers
+
         c, rc = experiment.config, experiment.run
+        if wants_workers(rc) > 1 and not launched_by_torchrun():
+            return fit_with_torchrun(cls, experiment, run, resume)
+        lead = is_lead()  # under torchrun: rank 0 builds, evaluates, logs and writes; every rank trains
         device = resolve_device(rc.device)
         gpu = device.type == "cuda"
         seed_everything(rc.seed)
@@ -482,12 +487,13 @@ class DNATrain(Algorithm):
         model_path: str | Path = c.model
         if c.model == "tiny":
             model_path = run.path / "base_model"
-            if not (model_path / "config.json").exists():
+            if lead and not (model_path / "config.json").exists():
                 if c.data == "embedded":
                     corpus = [r["prompt"] + completion_for(r) for r in pair_data(c, "train", 200, c.data_seed + 2000)]
                 else:
                     corpus = [r["prompt"] + str(r.get("completion") or r["solution"]) for r in train_rows]
                 build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
+        barrier()
         if c.sft_epochs > 0:
             sft_path = run.path / "sft_model"
             if not (sft_path / "config.json").exists():
@@ -497,10 +503,11 @@ class DNATrain(Algorithm):
             model_path = sft_path
         results: dict[str, Any] = {}
         model, tokenizer = load_model(model_path, device)
-        before = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
-        results["sft" if c.sft_epochs > 0 else "base"] = before
-        if not resume:
-            run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
+        if lead:
+            before = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
+            results["sft" if c.sft_epochs > 0 else "base"] = before
+            if not resume:
+                run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
 
         ckpt_dir = run.path / "checkpoints" / "grpo"
         args = GRPOConfig(
@@ -544,10 +551,13 @@ class DNATrain(Algorithm):
         if resume and resume_from is None:
             log.warning("no complete RL checkpoint under %s; training from the start of the RL stage", ckpt_dir)
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if not lead:
+            return {}
+        model = trainer.accelerator.unwrap_model(trainer.model)
         with atomic_dir(run.path / "final_model", overwrite=True) as tmp:
-            trainer.model.save_pretrained(tmp)
+            model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-        after = evaluate_pairs(trainer.model, tokenizer, eval_rows, c.eval_max_new_tokens)
+        after = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
         results[f"dna-{c.advantage}"] = after
         final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
         run.log(final, rc.total_steps)

@@ -285,7 +285,9 @@ def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str
     trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     trainer.train()
     out = Path(out_dir)
-    with atomic_dir(out, overwrite=True) as tmp:
-        trainer.model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    if trainer.is_world_process_zero():  # under torchrun every rank trains, rank 0 writes
+        with atomic_dir(out, overwrite=True) as tmp:
+            trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+    trainer.accelerator.wait_for_everyone()
     return out

@@ -99,9 +99,16 @@ def test_config_prints_the_resolved_experiment(toy_yaml, capsys):
     assert "Samples per step." in capsys.readouterr().out
 
 
-def test_pending_commands_say_they_did_nothing(capsys):
-    assert main(["launch", "job.yaml"]) == 1
-    assert "nothing was run" in capsys.readouterr().err
+def test_launch_usage_errors_before_anything_starts(capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["launch"]) == 2
+    assert "no command to run" in capsys.readouterr().err
+    assert main(["launch", "--help"]) == 0
+    assert "Submit an rlcf command as a Ray job" in capsys.readouterr().out
+    assert main(["launch", "cfcql", "config.nope=1", "--address", "http://127.0.0.1:9"]) == 2
+    assert "config.nope" in capsys.readouterr().err  # validated here, before contacting the cluster
+    assert main(["jobs", "list"]) == 2
+    assert "pass --address" in capsys.readouterr().err
 
 
 def test_console_script_exit_codes_in_a_real_process(toy_yaml):

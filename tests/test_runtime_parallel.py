@@ -177,3 +177,36 @@ def test_asking_for_more_workers_than_the_cluster_has_is_a_clear_error(tmp_path,
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match=r"run.num_workers=64 asks for 64 CPUs"):
         train(None, ["config.dataset=rlcf/mpe-simple_spread/none-v0", "run.num_workers=64"], algo="cfcql")
+
+
+# -- TRL trainers on several processes (torchrun), evaluated by Ray rollout actors -------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize("algo", ["defacto", "dna-train"])
+def test_trl_trainers_train_on_two_torchrun_processes(algo, tmp_path):
+    from rlcf.algorithm import train
+    from rlcf.cli import main
+    from rlcf.runs import Run
+
+    tiny = {
+        "defacto": ["config.sft_docs=60", "config.train_docs=12", "config.eval_docs=6", "config.prompts_per_step=2"],
+        "dna-train": ["config.sft_pairs=40", "config.train_pairs=12", "config.eval_pairs=6", "config.pairs_per_step=2"],
+    }[algo]
+    overrides = [f"run.out_dir={tmp_path}", "run.total_steps=2", "run.log_every=1", "run.checkpoint_every=2",
+                 "run.num_workers=2", "config.tiny.hidden_size=32", "config.tiny.layers=1", "config.tiny.intermediate_size=64",
+                 "config.sft_epochs=1", "config.num_generations=2", "config.max_completion_length=12",
+                 "config.eval_max_new_tokens=12", *tiny]
+    run, final = train(None, overrides, algo=algo)
+    assert final and all(k.startswith("eval/") for k in final), "rank 0's final scores come back to the driver"
+    rows = Run.open(run.path).read_metrics()
+    trained = [r for r in rows if "train/processes" in r]
+    assert trained and all(r["train/processes"] == 2 for r in trained), "both processes trained"
+    steps = [r["step"] for r in trained if "train/loss" in r]
+    assert steps == [1, 2], "only rank 0 logs"
+    assert (run.path / "final_model" / "config.json").exists() and (run.path / "eval.json").exists()
+    # The same run evaluated by two Ray rollout actors.
+    assert main(["eval", str(run.path), "--actors", "2", "--json", str(tmp_path / "scores.json")]) == 0
+    scores = json.loads((tmp_path / "scores.json").read_text())[str(run.path)]
+    assert set(scores) == ({"pos", "neg", "random"} if algo == "defacto" else {"real", "cf", "pair"})

@@ -186,3 +186,84 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     final = cls.fit(run.experiment, run, resume=loop_config["resume"], parallel=DataParallel(rank, world))
     if rank == 0:
         atomic_write_text(Path(loop_config["run_path"]) / "final_metrics.json", json.dumps(final, default=float))
+
+
+# -- TRL trainers: one process per GPU (or CPU worker) under torchrun --------------------------------------------
+#
+# TRL's trainers are distributed through accelerate, which reads torchrun's environment (RANK, WORLD_SIZE, ...).
+# A trainer-based algorithm asked for N > 1 workers re-runs its own ``fit`` in N processes started by
+# ``torch.distributed.run`` (torchrun) on the run folder the driver already created. Inside, rank 0 alone builds
+# the tiny model, evaluates, logs and writes the final model; every rank trains.
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is one of several started by torchrun (or any launcher that sets WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_lead() -> bool:
+    """Rank 0 of a distributed run, or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def barrier() -> None:
+    """Wait for every process of the group (no-op outside a distributed run)."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def fit_with_torchrun(cls: Any, experiment: Any, run: Any, resume: bool) -> dict[str, Any]:
+    """Run ``cls.fit`` on the run folder in ``N`` torchrun processes; returns rank 0's final metrics."""
+    import subprocess
+    import sys
+
+    rc = experiment.run
+    workers = wants_workers(rc)
+    run.close()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={workers}",
+           "-m", "rlcf.runtime.distributed", str(run.path.resolve())]
+    if resume:
+        cmd.append("--resume")
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    log.info("training %s on %d processes: %s", experiment.algo, workers, " ".join(cmd))
+    proc = subprocess.run(cmd, env=env)
+    if proc.returncode != 0:
+        raise RlcfError(f"distributed training of {run.path} on {workers} processes failed (exit {proc.returncode}); "
+                        "the workers' errors are above")
+    final_file = run.path / "final_metrics.json"
+    return json.loads(final_file.read_text()) if final_file.exists() else {}
+
+
+def _torchrun_main(argv: list[str]) -> int:
+    import argparse
+
+    import torch
+
+    from rlcf.atomic import atomic_write_text
+    from rlcf.registry import algos
+    from rlcf.runs import Run
+
+    p = argparse.ArgumentParser(prog="python -m rlcf.runtime.distributed")
+    p.add_argument("run_path")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if not is_lead():
+        from rlcf.progress import set_quiet
+
+        set_quiet(True)
+    run = Run.open(args.run_path)
+    final = algos.get(run.experiment.algo).fit(run.experiment, run, resume=args.resume)
+    if is_lead():
+        atomic_write_text(Path(args.run_path) / "final_metrics.json", json.dumps(final, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_torchrun_main(sys.argv[1:]))
