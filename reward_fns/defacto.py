@@ -272,3 +272,34 @@ answer_reward = rewards.register("answer", help="DeFacto: pos/random +1 right, 0
 grounding_reward = rewards.register(
     "grounding", help="DeFacto: matched IoU on evidence minus on non-evidence, clipped; neg +1 abstain, -1 any region"
 )(make_grounding_reward(qualname="grounding_reward"))
+
+
+def make_variant_answer_reward(variant: str, name: str, tags: DeFactoTags | None = None) -> Callable[..., list[float | None]]:
+    """The ``answer`` reward on one variant only (``None``, not applicable, on the others).
+
+    DeFacto's answer term split three ways: ``accuracy`` (pos), ``counterfactual`` (neg) and ``masked``
+    (random), so that ``reward_weights`` can weigh them apart, e.g. to stop a policy from abstaining on every
+    masked input when it cannot yet tell a masked distractor from masked evidence.
+    """
+    answer = make_answer_reward(tags, name=name)
+
+    def fn(completions: list[Any], **kwargs: Any) -> list[float | None]:
+        n = len(completions)
+        variants = [_variant(v, i, name) for i, v in enumerate(_column(kwargs, "variant", n, name))]
+        values = answer(completions, **kwargs)
+        return [v if variants[i] == variant else None for i, v in enumerate(values)]
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = make_variant_answer_reward.__doc__
+    return fn
+
+
+accuracy_reward = rewards.register("accuracy", help="DeFacto answer term on pos rows only: +1 right, 0 wrong, -1 abstain")(
+    make_variant_answer_reward("pos", "accuracy")
+)
+counterfactual_reward = rewards.register("counterfactual", help="DeFacto answer term on neg rows only: +1 abstain, -1 otherwise")(
+    make_variant_answer_reward("neg", "counterfactual")
+)
+masked_reward = rewards.register("masked", help="DeFacto answer term on random-masked rows only: +1 right, 0 wrong, -1 abstain")(
+    make_variant_answer_reward("random", "masked")
+)

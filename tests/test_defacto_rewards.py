@@ -71,6 +71,18 @@ def test_answer_reward_table():
     assert values == [1.0, 0.0, -1.0, 1.0, -1.0, 1.0, 0.0]
 
 
+def test_split_answer_terms_score_only_their_variant():
+    completions = [GOOD, GOOD.replace("Paris", "Lyon"), ABSTAIN, ABSTAIN, GOOD, ABSTAIN]
+    columns = cols(["pos", "pos", "pos", "neg", "neg", "random"])
+    full = rlcf.get_reward("answer")(completions, **columns)
+    parts = {n: rlcf.get_reward(n)(completions, **columns) for n in ("accuracy", "counterfactual", "masked")}
+    assert parts["accuracy"] == [1.0, 0.0, -1.0, None, None, None]
+    assert parts["counterfactual"] == [None, None, None, 1.0, -1.0, None]
+    assert parts["masked"] == [None, None, None, None, None, -1.0]
+    # Together they are exactly the answer reward.
+    assert [next(p[i] for p in parts.values() if p[i] is not None) for i in range(6)] == full
+
+
 def test_abstention_is_the_token_as_a_word_inside_answer_only():
     # The reference matched "no" anywhere, so "not"/"know" in the reasoning counted as refusing.
     answer = rlcf.get_reward("answer")
@@ -142,7 +154,7 @@ def test_rewards_name_the_missing_column_and_sample():
         rlcf.get_reward("answer")([GOOD], solution=["Paris"])
 
 
-@pytest.mark.parametrize("name", ["format", "answer", "grounding"])
+@pytest.mark.parametrize("name", ["format", "answer", "grounding", "accuracy", "counterfactual", "masked"])
 def test_builtin_rewards_pass_the_protocol_check(name):
     completions = [GOOD, ABSTAIN, GOOD.replace("Paris", "Lyon")]
     check_reward_fn(name, completions, **cols(["pos", "neg", "random"]))
