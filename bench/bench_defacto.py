@@ -40,7 +40,7 @@ def sft_checkpoint(out: Path, base_overrides: list[str]) -> Path:
     return run.path / "sft_model"
 
 
-def arm(name: str, sft: Path, seed: int, steps: int, out: Path, base_overrides: list[str]) -> dict:
+def arm(name: str, sft: Path, seed: int, steps: int, out: Path, base_overrides: list[str], own: list[str] = ()) -> dict:
     from rlcf.algorithm import train
 
     extra = {
@@ -52,7 +52,7 @@ def arm(name: str, sft: Path, seed: int, steps: int, out: Path, base_overrides: 
         [*base_overrides,  # first: the arm's own settings below must win
          f"run.out_dir={out / name}", f"run.name={name}-s{seed}", f"run.seed={seed}", f"run.total_steps={steps}",
          f"run.checkpoint_every={steps}", f"run.log_every={max(1, steps // 10)}", f"config.model={sft}", "config.sft_epochs=0",
-         *extra],
+         *extra, *own],
         algo="defacto",
     )
     return {split: scores.as_dict() for split, scores in run.results[name].items()} | {
@@ -105,6 +105,9 @@ def main() -> None:
     parser.add_argument("--overhead-steps", type=int, default=3)
     parser.add_argument("--overhead-blocks", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
+    parser.add_argument("--defacto-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the DeFacto arm only (its rewards and weights)")
+    parser.add_argument("--skip-overhead", action="store_true")
     args = parser.parse_args()
 
     import numpy as np
@@ -116,7 +119,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {"defacto": [], "grpo": []}
     for seed in seeds:
         for name in results:
-            results[name].append(arm(name, sft, seed, args.steps, out, base))
+            own = [f"config.{kv}" for kv in args.defacto_set] if name == "defacto" else []
+            results[name].append(arm(name, sft, seed, args.steps, out, base, own))
             r = results[name][-1]
             print(f"seed {seed} {name:8s} " + "  ".join(f"{s}: acc {100 * r[s]['accuracy']:5.1f} abst {100 * r[s]['abstention']:5.1f}" for s in ("pos", "neg", "random")), flush=True)
     before = results["defacto"][0]["_before"]
@@ -140,6 +144,9 @@ def main() -> None:
     }
     for text, ok in checks.items():
         print(f"  [{'x' if ok else ' '}] {text}")
+    if args.skip_overhead:
+        (out / "results.json").write_text(json.dumps({"results": results, "steps": args.steps, "seeds": seeds}, indent=2))
+        return
     rlcf_t, trl_t = overhead(sft, args.overhead_steps, args.overhead_blocks)
     print(f"\nGRPO step time, 64 completions: rlcf {rlcf_t:.3f} s, TRL with raw reward functions {trl_t:.3f} s, ratio {rlcf_t / trl_t:.3f}")
     (out / "results.json").write_text(json.dumps({"results": results, "steps": args.steps, "seeds": seeds, "overhead": [rlcf_t, trl_t]}, indent=2))

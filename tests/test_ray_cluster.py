@@ -26,6 +26,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _own_ports() -> list[str]:
+    """Ports a second cluster on the same machine would otherwise share with the first (its job agent's among them)."""
+    return [f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}"]
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     import ray
@@ -37,7 +42,7 @@ def cluster(tmp_path_factory):
            "RLCF_CACHE": str(work / "cache")}
     port, dash = _free_port(), _free_port()
     start = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", "--num-cpus=2",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", *_own_ports(), "--num-cpus=2",
              "--disable-usage-stats"]
     try:
         started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
@@ -120,3 +125,42 @@ def test_unreachable_cluster_is_a_clear_usage_error(cluster):
     assert code == 2 and "cannot reach the Ray job server" in err
     code, _, err = rlcf(cluster, "jobs", "status", "raysubmit_nope", "--address", cluster["address"])
     assert code == 2 and "no job 'raysubmit_nope'" in err
+
+
+@pytest.fixture(scope="module")
+def token_cluster(tmp_path_factory):
+    import secrets
+
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    work = tmp_path_factory.mktemp("token_cluster")
+    token = secrets.token_hex(32)
+    # HOME points at an empty folder so that no ~/.ray/auth_token of the machine can stand in for the token.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "HOME": str(work),
+           "MINARI_DATASETS_PATH": str(work / "minari"), "RLCF_CACHE": str(work / "cache")}
+    port, dash = _free_port(), _free_port()
+    start = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", *_own_ports(), "--num-cpus=1",
+             "--disable-usage-stats"]
+    try:
+        started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield {"address": f"http://127.0.0.1:{dash}", "env": env, "work": work}
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_token_auth_cluster_takes_the_token_the_standard_way(token_cluster):
+    a = token_cluster["address"]
+    code, out, err = rlcf(token_cluster, "launch", "list", "algos", "--address", a)
+    assert code == 0, err[-2000:]
+    assert "cfcql" in out
+    no_token = {**token_cluster, "env": {k: v for k, v in token_cluster["env"].items() if k != "RAY_AUTH_TOKEN"}}
+    code, _, err = rlcf(no_token, "launch", "list", "algos", "--address", a)
+    assert code == 2 and "token" in err
+    (token_cluster["work"] / ".ray").mkdir()
+    (token_cluster["work"] / ".ray" / "auth_token").write_text(token_cluster["env"]["RAY_AUTH_TOKEN"])
+    code, out, err = rlcf(no_token, "jobs", "list", "--json", "--address", a)  # the token file works as well
+    assert code == 0 and json.loads(out)[0]["status"] == "SUCCEEDED", err

@@ -404,8 +404,13 @@ def launch(spec: LaunchSpec) -> int:
                 )
                 break
             except RuntimeError as exc:  # a head that has just started has no job agent for a few seconds
-                if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                if "No available agent" not in str(exc):
                     raise
+                if time.monotonic() > deadline:
+                    raise RlcfError(
+                        f"the Ray head at {address} has no job agent after 90 s; check its dashboard_agent logs "
+                        "(e.g. a port clash with another Ray cluster on that machine: --dashboard-agent-listen-port)"
+                    ) from exc
                 time.sleep(2.0)
         shutil.rmtree(staging, ignore_errors=True)
         print(json.dumps({"job_id": job_id, "address": address, "command": " ".join(spec.command)}), file=sys.stderr)
