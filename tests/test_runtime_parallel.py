@@ -57,6 +57,20 @@ def test_shipped_wheel_carries_rlcf_code_but_no_requirements(tmp_path):
                 assert digest == want and int(size) == len(data), name
 
 
+@pytest.mark.ray
+def test_launch_without_an_address_runs_the_job_on_a_local_ray(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RLCF_CACHE"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-m", "rlcf.cli", "launch", "list", "algos", "--num-cpus", "1"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"status": "SUCCEEDED"' in proc.stderr and "cfcql" in proc.stdout
+
+
 # -- rollout actors ------------------------------------------------------------------------------------------------
 
 

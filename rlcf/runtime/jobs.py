@@ -370,14 +370,12 @@ def launch(spec: LaunchSpec) -> int:
     started_local = False
     address = spec.address
     if address is None:
-        import ray
-
         from rlcf.runtime.cluster import ensure_ray
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ensure_ray(num_cpus=spec.local_num_cpus, include_dashboard=True, dashboard_host="127.0.0.1")
         started_local = True
-        address = f"http://{ray.get_runtime_context().gcs_address.split(':')[0]}:{_dashboard_port()}"
+        address = _local_dashboard_url()
     try:
         client = _client(address)
         staging = Path(tempfile.mkdtemp(prefix="rlcf-job-"))
@@ -433,13 +431,13 @@ def launch(spec: LaunchSpec) -> int:
             ray.shutdown()
 
 
-def _dashboard_port() -> int:
+def _local_dashboard_url() -> str:
     import ray
 
     url = ray.get_runtime_context().worker.node.address_info.get("webui_url") or ""
     if not url:
         raise RlcfError("the local Ray instance started without a dashboard; install ray[default]")
-    return int(url.rsplit(":", 1)[-1])
+    return url if "://" in url else f"http://{url}"
 
 
 # -- rlcf jobs ------------------------------------------------------------------------------------------------------
