@@ -181,7 +181,6 @@ class DeFacto(Algorithm):
         from rlcf.algos.llm_common import build_tiny_lm, build_tiny_vlm, run_sft, sft_arguments
         from rlcf.atomic import atomic_dir, atomic_write_text
         from rlcf.device import resolve_device
-        from rlcf.envs.grounded_qa import grounded_qa_rows
         from rlcf.eval.llm import evaluate_splits, format_split_table
         from rlcf.reward_set import RewardSet
         from rlcf.seeding import seed_everything

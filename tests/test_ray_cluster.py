@@ -4,6 +4,7 @@ even when a test fails."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -31,26 +32,30 @@ def _own_ports() -> list[str]:
     return [f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}"]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@contextlib.contextmanager
+def head_node(work: Path, cpus: int, **env_overrides: str):
+    """`ray start --head` on loopback with its own ports; `ray stop` afterwards, even when a test failed."""
     import ray
 
     if ray.is_initialized():  # `ray stop` below ends every Ray instance on the machine, this process's too
         ray.shutdown()
-    work = tmp_path_factory.mktemp("cluster")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "MINARI_DATASETS_PATH": str(work / "minari"),
-           "RLCF_CACHE": str(work / "cache")}
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(work / "minari"), "RLCF_CACHE": str(work / "cache"), **env_overrides}
     port, dash = _free_port(), _free_port()
     start = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", *_own_ports(), "--num-cpus=2",
-             "--disable-usage-stats"]
+             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", *_own_ports(),
+             f"--num-cpus={cpus}", "--disable-usage-stats"]
     try:
         started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
         assert started.returncode == 0, started.stdout + started.stderr
-        address = f"http://127.0.0.1:{dash}"
-        yield {"address": address, "env": env, "work": work}
+        yield {"address": f"http://127.0.0.1:{dash}", "env": env, "work": work}
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with head_node(tmp_path_factory.mktemp("cluster"), 2, RAY_AUTH_MODE="disabled") as c:
+        yield c
 
 
 def rlcf(cluster, *args, timeout=300):
@@ -131,25 +136,10 @@ def test_unreachable_cluster_is_a_clear_usage_error(cluster):
 def token_cluster(tmp_path_factory):
     import secrets
 
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
     work = tmp_path_factory.mktemp("token_cluster")
-    token = secrets.token_hex(32)
     # HOME points at an empty folder so that no ~/.ray/auth_token of the machine can stand in for the token.
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "HOME": str(work),
-           "MINARI_DATASETS_PATH": str(work / "minari"), "RLCF_CACHE": str(work / "cache")}
-    port, dash = _free_port(), _free_port()
-    start = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-             "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", *_own_ports(), "--num-cpus=1",
-             "--disable-usage-stats"]
-    try:
-        started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield {"address": f"http://127.0.0.1:{dash}", "env": env, "work": work}
-    finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+    with head_node(work, 1, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), HOME=str(work)) as c:
+        yield c
 
 
 def test_token_auth_cluster_takes_the_token_the_standard_way(token_cluster):

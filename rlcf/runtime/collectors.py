@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from dataclasses import replace
 from typing import Any
 
 from rlcf.data.episodes import MultiAgentEpisode, rollout_episode
 from rlcf.data.tiers import CollectionPlan, build_policy, resolve_behaviour
-from rlcf.errors import RlcfError
 
 log = logging.getLogger(__name__)
 
@@ -119,51 +117,10 @@ def collect_episodes(
 
 
 def _collect_with_ray(spec, plan, actors, in_flight, per_task, max_restarts, actor_options, record) -> None:
-    import ray
-    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from rlcf.runtime.pool import ShardPool
 
-    from rlcf.runtime.cluster import ensure_ray
-
-    ensure_ray()
-    remote_cls = ray.remote(num_cpus=1, max_restarts=0)(EpisodeWorker)
-    spec_ref, plan_ref = ray.put(spec), ray.put(plan)
-
-    def new_actor() -> Any:
-        return remote_cls.options(**actor_options).remote(spec_ref, plan_ref)
-
-    live: dict[int, Any] = {k: new_actor() for k in range(actors)}
-    pending = deque(range(plan.episodes))
-    flying: dict[Any, tuple[int, list[int]]] = {}  # object ref -> (actor key, episode indices)
-    restarts, next_key = 0, actors
-    try:
-        while pending or flying:
-            for key, actor in list(live.items()):
-                while pending and sum(1 for a, _ in flying.values() if a == key) < in_flight:
-                    indices = [pending.popleft() for _ in range(min(per_task, len(pending)))]
-                    flying[actor.run_many.remote(indices)] = (key, indices)
-            done, _ = ray.wait(list(flying), num_returns=1)
-            ref = done[0]
-            key, indices = flying.pop(ref)
-            try:
-                for episode in ray.get(ref):
-                    record(episode)
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-                if key not in live:
-                    pending.extendleft(reversed(indices))  # another task of an actor already replaced
-                    continue
-                restarts += 1
-                lost = sorted([*indices, *(i for r, (k, idx) in flying.items() if k == key for i in idx)])
-                for r in [r for r, (k, _) in flying.items() if k == key]:
-                    flying.pop(r)
-                pending.extendleft(reversed(lost))
-                del live[key]
-                log.warning("collector actor died (%s); re-running episodes %s", type(exc).__name__, lost)
-                if restarts > max_restarts:
-                    raise RlcfError(
-                        f"{restarts} collector actors died (max_actor_restarts={max_restarts}); last error: {exc}"
-                    ) from exc
-                live[next_key] = new_actor()
-                next_key += 1
-    finally:
-        for actor in live.values():
-            ray.kill(actor)
+    indices = list(range(plan.episodes))
+    shards = [indices[i:i + per_task] for i in range(0, len(indices), per_task)]
+    with ShardPool(EpisodeWorker, [spec, plan], "run_many", actors=actors, in_flight=in_flight,
+                   max_actor_restarts=max_restarts, actor_options=actor_options, what="collector") as pool:
+        pool.run(shards, lambda _, episodes: [record(e) for e in episodes])
