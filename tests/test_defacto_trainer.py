@@ -34,7 +34,7 @@ def test_bad_configs_fail_before_training(tmp_path):
     with pytest.raises(ConfigError, match="num_generations"):
         load_experiment(None, ["config.num_generations=1"], algo="defacto")
     # An unknown reward is refused before any model is built or trained: no model folder appears.
-    with pytest.raises(UnknownNameError, match="Valid rewards: answer, choice, format, grounding"):
+    with pytest.raises(UnknownNameError, match="Valid rewards: accuracy, answer, choice, counterfactual, format, grounding, masked"):
         train(None, [f"run.out_dir={tmp_path}", "config.rewards=[format, answr, grounding]", *TINY], algo="defacto")
     assert not list(tmp_path.rglob("config.json"))
 
