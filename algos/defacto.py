@@ -45,7 +45,9 @@ class DeFactoConfig:
     """DeFacto GRPO on the embedded grounded-QA task (or any model id / folder)."""
 
     model: str = option("tiny", "'tiny' builds the embedded tiny LM; otherwise a Hugging Face model id or a local folder.")
-    tiny: TinyLMConfig = field(default_factory=TinyLMConfig, metadata={"help": "Shape of the embedded tiny model."})
+    tiny: TinyLMConfig = field(
+        default_factory=lambda: TinyLMConfig(prefix_space=True), metadata={"help": "Shape of the embedded tiny model."}
+    )
     train_docs: int = option(400, "Documents for GRPO (each gives one row per variant).")
     eval_docs: int = option(60, "Held-out documents for evaluation (never in training).")
     data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
@@ -72,7 +74,14 @@ class DeFactoConfig:
         "and a vision-language model ('tiny' builds a tiny Qwen2-VL), rewards reading <bbox> boxes.",
     )
     facts_per_doc: int = option(4, "Text modality: facts per document (one or two are evidence, the rest distractors).")
-    two_fact_share: float = option(0.2, "Text modality: share of questions that need two facts ('do a and b have the same …?').")
+    layout: str = option(
+        "profile",
+        "Text modality: 'profile' (one person's attributes in a fixed order; the tiny model learns to read it) or "
+        "'people' (facts about several people, shuffled; needs name matching, for real models) - see rlcf.envs.grounded_qa.",
+    )
+    two_fact_share: float | None = option(
+        None, "Text modality, layout 'people': share of questions that need two facts ('do a and b have the same …?'); default 0.2 (0 for 'profile')."
+    )
     mask_unit: str = option("fact", "Text modality: what a mask hides, 'fact' (the whole fact) or 'value' (its value, keeping its subject).")
     image_size: int = option(56, "Image modality: picture side in pixels (a multiple of 28).")
 
@@ -99,8 +108,19 @@ class DeFactoConfig:
             "sft_epochs",
             "the SFT stage is text-only so far; with modality image set sft_epochs: 0 (GRPO starts from the model as given)",
         )
-        require(self.facts_per_doc >= 3, "facts_per_doc", f"must be >= 3 (up to two evidence facts plus a distractor), got {self.facts_per_doc}")
+        require(self.layout in ("people", "profile"), "layout", f"must be people or profile, got {self.layout!r}")
+        if self.two_fact_share is None:
+            self.two_fact_share = 0.2 if self.layout == "people" else 0.0
         require(0.0 <= self.two_fact_share <= 1.0, "two_fact_share", f"must be in [0, 1], got {self.two_fact_share}")
+        require(
+            self.layout == "people" or self.two_fact_share == 0,
+            "two_fact_share",
+            "must be 0 with layout 'profile' (a profile asks one-fact questions); set two_fact_share: 0 or layout: people",
+        )
+        if self.layout == "people":
+            require(self.facts_per_doc >= 3, "facts_per_doc", f"must be >= 3 (up to two evidence facts plus a distractor), got {self.facts_per_doc}")
+        else:
+            require(2 <= self.facts_per_doc <= 4, "facts_per_doc", f"must be in [2, 4] with layout 'profile' (one fact per attribute), got {self.facts_per_doc}")
         require(self.mask_unit in ("fact", "value"), "mask_unit", f"must be fact or value, got {self.mask_unit!r}")
         require(self.image_size % 28 == 0, "image_size", f"must be a multiple of 28 (Qwen2-VL's merged patch), got {self.image_size}")
 
@@ -147,7 +167,9 @@ def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[
 def qa_config(config: DeFactoConfig) -> Any:
     from rlcf.envs.grounded_qa import GroundedQAConfig
 
-    return GroundedQAConfig(facts_per_doc=config.facts_per_doc, two_fact_share=config.two_fact_share, mask_unit=config.mask_unit)
+    return GroundedQAConfig(
+        facts_per_doc=config.facts_per_doc, two_fact_share=config.two_fact_share, mask_unit=config.mask_unit, layout=config.layout
+    )
 
 
 def load_for(config: DeFactoConfig, path: str | Path, device: Any = None) -> tuple[Any, Any]:

@@ -10,6 +10,7 @@ hundred thousand parameters. Both are saved with ``save_pretrained`` and loaded 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "build_tiny_lm",
     "build_tiny_vlm",
     "load_model",
+    "load_tokenizer",
     "load_vlm",
     "run_sft",
     "sft_arguments",
@@ -43,6 +45,11 @@ class TinyLMConfig:
     intermediate_size: int = option(192, "MLP width.")
     vocab_size: int = option(512, "BPE vocabulary size (including the byte alphabet and the tags).")
     max_positions: int = option(256, "Longest sequence.")
+    prefix_space: bool = option(
+        False,
+        "Tokenizer: read every text piece as if a space preceded it, so a word is the same token at a line start or "
+        "after a tag ('<answer>riga' and 'is riga' share 'Ġriga'); copying a word then needs no token-to-token map.",
+    )
 
     def __post_init__(self) -> None:
         require(self.architecture in ("qwen2", "llama"), "architecture", f"must be qwen2 or llama, got {self.architecture!r}")
@@ -50,14 +57,15 @@ class TinyLMConfig:
         require(self.heads % self.kv_heads == 0, "kv_heads", f"heads={self.heads} is not divisible by kv_heads={self.kv_heads}")
 
 
-def build_tokenizer(corpus: Iterable[str], vocab_size: int, extra_specials: Sequence[str] = ()) -> Any:
+def build_tokenizer(corpus: Iterable[str], vocab_size: int, extra_specials: Sequence[str] = (), prefix_space: bool = False) -> Any:
     """A byte-level BPE tokenizer trained on ``corpus``, with the DeFacto tags as single ordinary tokens (and
-    ``extra_specials``, e.g. a vision model's image placeholders, as special tokens)."""
+    ``extra_specials``, e.g. a vision model's image placeholders, as special tokens). With ``prefix_space`` each
+    piece between tags is read as if it began with a space (decoding then yields ``"<answer> riga</answer>"``)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix_space)
     tok.decoder = decoders.ByteLevel()
     specials = ["<|pad|>", "<|endoftext|>", *extra_specials]
     trainer = trainers.BpeTrainer(
@@ -76,7 +84,7 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
     from rlcf.atomic import atomic_dir
 
     cfg = config or TinyLMConfig()
-    tokenizer = build_tokenizer(corpus, cfg.vocab_size)
+    tokenizer = build_tokenizer(corpus, cfg.vocab_size, prefix_space=cfg.prefix_space)
     kwargs = dict(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
@@ -97,7 +105,31 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
     with atomic_dir(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _mark_own_tokenizer(Path(tmp))
     return out
+
+
+#: Key in ``tokenizer_config.json`` of the tiny models: load ``tokenizer.json`` as written. Without it transformers
+#: maps a ``qwen2`` model folder to ``Qwen2Tokenizer``, which replaces the saved pre-tokenizer with Qwen2's own
+#: (dropping, e.g., ``prefix_space``), so the model would be trained on other tokens than its tokenizer was built for.
+OWN_TOKENIZER_KEY = "rlcf_own_tokenizer"
+
+
+def _mark_own_tokenizer(folder: Path) -> None:
+    path = folder / "tokenizer_config.json"
+    cfg = json.loads(path.read_text())
+    cfg[OWN_TOKENIZER_KEY] = True
+    path.write_text(json.dumps(cfg, indent=2))
+
+
+def load_tokenizer(name_or_path: str | Path) -> Any:
+    """The tokenizer of a hub id or folder; a tiny model's own tokenizer (:data:`OWN_TOKENIZER_KEY`) exactly as saved."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config = Path(name_or_path) / "tokenizer_config.json"
+    if config.is_file() and json.loads(config.read_text()).get(OWN_TOKENIZER_KEY):
+        return PreTrainedTokenizerFast.from_pretrained(str(name_or_path))
+    return AutoTokenizer.from_pretrained(str(name_or_path))
 
 
 # -- the vision-language path ----------------------------------------------------------------------------------------
@@ -226,9 +258,9 @@ def load_vlm(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
 
 def load_model(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
     """``(model, tokenizer)`` from a hub id or a local folder (``from_pretrained``); pad token set if missing."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+    tokenizer = load_tokenizer(name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(name_or_path))

@@ -47,6 +47,8 @@ def main() -> None:
     p.add_argument("--pretrain-steps", type=int, default=0, help="plain LM steps on dense reading text first")
     p.add_argument("--pretrain-facts", type=int, default=6)
     p.add_argument("--vocab", type=int, default=512)
+    p.add_argument("--layout", default="people", choices=("people", "profile"), help="grounded-QA layout (see rlcf.envs.grounded_qa)")
+    p.add_argument("--prefix-space", action="store_true", help="tokenizer reads every piece with a leading space")
     args = p.parse_args()
 
     import numpy as np
@@ -57,7 +59,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = GroundedQAConfig(mask_unit=args.mask, facts_per_doc=args.facts, two_fact_share=args.two)
+    cfg = GroundedQAConfig(mask_unit=args.mask, facts_per_doc=args.facts, two_fact_share=args.two, layout=args.layout)
 
     def rows(split: str, n: int, seed: int) -> list[dict]:
         out = grounded_qa_rows(split, n, seed=seed, config=cfg)
@@ -85,7 +87,7 @@ def main() -> None:
     corpus = [r["prompt"] + completion_for(r) for r in rows("train", 400, 2000)]
     corpus += [reading_text(np.random.default_rng([77, i])) for i in range(400)]
     build_tiny_lm(folder, corpus, TinyLMConfig(vocab_size=args.vocab, hidden_size=args.hidden, layers=args.layers,
-                                               intermediate_size=3 * args.hidden), seed=0)
+                                               intermediate_size=3 * args.hidden, prefix_space=args.prefix_space), seed=0)
     model, tok = load_model(folder)
     rng = np.random.default_rng(0)
     train = [r for r in rows("train", 6000, 1) if r["variant"] != "neg" or rng.random() < args.abstain_share]

@@ -10,7 +10,15 @@ Distractor facts are about other people, often with the asked attribute, so the 
 fact that names the asked person. ``mask_unit`` says what a mask hides: the whole fact (``fact``: under ``neg``
 the asked person is absent from the document) or only its value (``value``: ``"alex's city is [masked]."`` —
 the fact is still there, its evidence is not, as when DeFacto blacks out an image region). Either way the model
-must learn to answer ``neg`` with the abstention token. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
+must learn to answer ``neg`` with the abstention token.
+
+``layout`` chooses how a document is laid out. ``people`` (above) mixes facts about several people in a random
+order, so finding the evidence means matching the asked name against every fact: content-based recall, which a
+tiny model trained for minutes on 2 CPU cores does not learn (``bench/results/defacto.md`` measures this).
+``profile`` lists one person's attributes in a fixed order (city, color, pet, job), one fact per line, and asks
+about one of them: the evidence line follows from the asked attribute, the asked value occurs once, and
+``neg`` (that line masked) differs from ``random`` (another line masked) only in *which* line is hidden — the
+counterfactual distinction DeFacto trains, on a reading step the tiny model learns. Profiles ask one-fact questions. :func:`grounded_qa_rows` turns documents into DeFacto's three variants (:mod:`rlcf.envs.variants`) with a
 ``prompt`` column; :func:`completion_for` writes the target completion a row expects (used for SFT data).
 """
 
@@ -27,6 +35,7 @@ from rlcf.envs.variants import TextExample, build_text_variants
 __all__ = [
     "ATTRIBUTES",
     "GroundedQAConfig",
+    "LAYOUTS",
     "NAMES",
     "SPLIT_SEEDS",
     "completion_for",
@@ -46,6 +55,7 @@ ATTRIBUTES = {
     "pet": ("cat", "dog", "owl", "fox", "yak", "eel", "ant", "bee"),
     "job": ("cook", "pilot", "nurse", "baker", "judge", "poet", "smith", "tailor"),
 }
+LAYOUTS = ("people", "profile")
 SPLIT_SEEDS = {"train": 0, "eval": 1_000_003}  # separate streams; documents are also de-duplicated across splits
 
 
@@ -58,12 +68,23 @@ class GroundedQAConfig:
     random_count: int | None = None  # facts the ``random`` variant masks (default: as many as ``neg`` masks)
     abstain: str = "unknown"
     mask_unit: str = "fact"  # "fact": a mask replaces the whole fact; "value": only its value ("alex's city is [masked].")
+    layout: str = "people"  # "people": facts about several people, shuffled; "profile": one person's attributes in fixed order
 
     def __post_init__(self) -> None:
         from rlcf.errors import UsageError
 
         if self.mask_unit not in ("fact", "value"):
             raise UsageError(f"mask_unit must be 'fact' or 'value', got {self.mask_unit!r}")
+        if self.layout not in LAYOUTS:
+            raise UsageError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "profile":
+            if not 2 <= self.facts_per_doc <= len(ATTRIBUTES):
+                raise UsageError(
+                    f"facts_per_doc must be in [2, {len(ATTRIBUTES)}] with layout 'profile' (one fact per attribute: "
+                    f"{', '.join(ATTRIBUTES)}), got {self.facts_per_doc}"
+                )
+            if self.two_fact_share > 0:
+                raise UsageError("two_fact_share must be 0 with layout 'profile' (a profile asks one-fact questions); set two_fact_share: 0")
 
 
 def _fact(name: str, attribute: str, value: str) -> str:
@@ -74,7 +95,26 @@ def _document_key(segments: tuple[str, ...]) -> str:
     return hashlib.sha1("\n".join(segments).encode()).hexdigest()[:16]
 
 
+def _value_spans(segments: tuple[str, ...], values: list[str]) -> tuple[tuple[int, int], ...]:
+    """The value's characters in each fact: after "<name>'s <attribute> is ", before the final "."."""
+    return tuple((len(seg) - 1 - len(value), len(seg) - 1) for seg, value in zip(segments, values))
+
+
+def _profile(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
+    """One person's attributes in the fixed order of ``ATTRIBUTES``; the question asks one of them."""
+    person = str(rng.choice(NAMES))
+    attrs = list(ATTRIBUTES)[: cfg.facts_per_doc]
+    values = [str(rng.choice(ATTRIBUTES[a])) for a in attrs]
+    asked = int(rng.integers(len(attrs)))
+    segments = tuple(_fact(person, a, v) for a, v in zip(attrs, values))
+    spans = _value_spans(segments, values) if cfg.mask_unit == "value" else None
+    question = f"what is {person}'s {attrs[asked]}?"
+    return TextExample(segments, question, values[asked], (asked,), uid=_document_key(segments), spans=spans)
+
+
 def _one(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
+    if cfg.layout == "profile":
+        return _profile(rng, cfg)
     n = cfg.facts_per_doc
     attrs = list(ATTRIBUTES)
     two = n >= 2 and rng.random() < cfg.two_fact_share
@@ -105,9 +145,7 @@ def _one(rng: np.random.Generator, cfg: GroundedQAConfig) -> TextExample:
     order = rng.permutation(n)
     segments = tuple(_fact(*facts[i]) for i in order)
     evidence = tuple(int(np.flatnonzero(order == j)[0]) for j in range(n_evidence))
-    spans = None
-    if cfg.mask_unit == "value":  # the value's characters: after "<name>'s <attribute> is ", before the final "."
-        spans = tuple((len(seg) - 1 - len(facts[i][2]), len(seg) - 1) for seg, i in zip(segments, order))
+    spans = _value_spans(segments, [facts[i][2] for i in order]) if cfg.mask_unit == "value" else None
     return TextExample(segments, question, answer, evidence, uid=_document_key(segments), spans=spans)
 
 

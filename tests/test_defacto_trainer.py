@@ -81,3 +81,23 @@ def test_defacto_runs_end_to_end_and_resumes(tmp_path):
     scores = json.loads((tmp_path / "llm.json").read_text())[str(run.path)]
     assert set(scores) == {"pos", "neg", "random"} and scores["neg"]["rows"] == 6
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tiny_model_loads_with_the_tokenizer_it_was_built_with(tmp_path):
+    """transformers maps a qwen2 folder to Qwen2Tokenizer, whose own pre-tokenizer would drop ``prefix_space``;
+    the tiny model's folder is marked so that ``load_model`` reads its ``tokenizer.json`` as written."""
+    from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm, load_model, load_tokenizer
+    from rlcf.envs.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
+
+    rows = grounded_qa_rows("train", 30, config=GroundedQAConfig(layout="profile", two_fact_share=0))
+    corpus = [r["prompt"] + completion_for(r) for r in rows]
+    path = build_tiny_lm(tmp_path / "m", corpus, TinyLMConfig(hidden_size=32, layers=1, intermediate_size=64, prefix_space=True))
+    _, tokenizer = load_model(path)
+    pos = rows[0]
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(pos["prompt"] + completion_for(pos))["input_ids"])
+    answer = tokens[tokens.index("<answer>") + 1]
+    # The answer word after the tag is the very token the document holds ("is riga" and "<answer>riga").
+    assert answer == "Ġ" + pos["solution"] and tokens.count(answer) == 2
+    tokenizer.save_pretrained(tmp_path / "again")  # the mark survives a re-save (SFT and GRPO save the tokenizer)
+    again = load_tokenizer(tmp_path / "again")
+    assert again(pos["prompt"])["input_ids"] == tokenizer(pos["prompt"])["input_ids"]

@@ -97,3 +97,31 @@ def test_generated_rows_score_full_marks_with_their_target_completions():
         if r["variant"] == "pos" and r["solution"] not in ("yes", "no"):
             facts = r["document"].splitlines()
             assert any(r["solution"] in facts[i - 1] for i in r["evidence"])
+
+
+def test_profile_layout_fixes_the_evidence_line_by_attribute():
+    from rlcf.envs.grounded_qa import ATTRIBUTES, GroundedQAConfig
+
+    cfg = GroundedQAConfig(layout="profile", two_fact_share=0)
+    rows = grounded_qa_rows("train", 40, seed=2, config=cfg)
+    attrs = list(ATTRIBUTES)
+    for pos, neg, rnd in zip(rows[0::3], rows[1::3], rows[2::3]):
+        lines = pos["document"].splitlines()
+        asked = pos["question"].rstrip("?").rsplit(" ", 1)[1]
+        # One person, attributes in the fixed order; the evidence line is the asked attribute's, holding the answer.
+        assert [line.split()[2] for line in lines] == attrs and len({line.split()[1] for line in lines}) == 1
+        assert pos["evidence"] == [attrs.index(asked) + 1] and lines[attrs.index(asked)].endswith(f" {pos['solution']}.")
+        # neg hides that line; random hides another one, so the two differ only in which line is masked.
+        assert neg["masked"] == pos["evidence"] and neg["solution"] == "unknown"
+        assert len(rnd["masked"]) == 1 and rnd["masked"] != pos["evidence"] and rnd["solution"] == pos["solution"]
+    completions = [completion_for(r) for r in rows]
+    columns = {k: [r[k] for r in rows] for k in ("variant", "solution", "evidence", "non_evidence")}
+    assert rlcf.get_reward("answer")(completions, **columns) == [1.0] * len(rows)
+    train = {e.uid for e in generate_examples("train", 1500, config=cfg)}
+    assert not train & {e.uid for e in generate_examples("eval", 150, config=cfg)}
+    with pytest.raises(UsageError, match="two_fact_share must be 0 with layout 'profile'"):
+        GroundedQAConfig(layout="profile")
+    with pytest.raises(UsageError, match=r"facts_per_doc must be in \[2, 4\]"):
+        GroundedQAConfig(layout="profile", two_fact_share=0, facts_per_doc=5)
+    with pytest.raises(UsageError, match="layout must be one of people, profile"):
+        GroundedQAConfig(layout="table")
