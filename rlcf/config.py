@@ -211,7 +211,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any] | None, path: str = "") -> C
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], hints.get(name, Any), _join(path, name))
+            kwargs[name] = _coerce(_over_default(f, data[name]), hints.get(name, Any), _join(path, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(_join(path, name), f"is required ({_field_help(f)})")
     try:
@@ -222,6 +222,18 @@ def from_dict(cls: type[C], data: Mapping[str, Any] | None, path: str = "") -> C
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(path or cls.__name__, str(exc)) from None
+
+
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A partial mapping for a nested config fills in from the field's own default, not the class defaults: with
+    ``tiny: TinyLMConfig = field(default_factory=lambda: TinyLMConfig(prefix_space=True))``, the override
+    ``tiny.layers=4`` keeps ``prefix_space=True``."""
+    if not isinstance(value, Mapping) or f.default_factory is dataclasses.MISSING:
+        return value
+    default = f.default_factory()
+    if not dataclasses.is_dataclass(default) or isinstance(default, type):
+        return value
+    return {**{g.name: getattr(default, g.name) for g in dataclasses.fields(default) if g.init}, **value}
 
 
 def _field_help(f: dataclasses.Field) -> str:

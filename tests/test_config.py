@@ -184,3 +184,15 @@ def test_override_into_a_value_is_refused():
 
     with pytest.raises(ConfigError, match="'run.seed': is a value, not a section"):
         apply_overrides({"run": {"seed": 1}}, ["run.seed.x=1"])
+
+
+@dataclasses.dataclass
+class TanhHolder:
+    net: Inner = option(default_factory=lambda: Inner(act="tanh"), help="A nested config whose default differs from Inner's.")
+
+
+def test_partial_nested_override_keeps_the_fields_own_default():
+    held = from_dict(TanhHolder, {"net": {"width": 8}})
+    assert held.net == Inner(width=8, act="tanh")  # not Inner's class default 'relu'
+    assert from_dict(TanhHolder, {}).net.act == "tanh"
+    assert from_dict(TanhHolder, {"net": {"act": "relu"}}).net == Inner(act="relu")
