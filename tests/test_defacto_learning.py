@@ -21,14 +21,14 @@ SMALL = [
     "config.eval_docs=80",
     "config.num_generations=8",
     "config.prompts_per_step=8",
-    "config.max_completion_length=24",
-    "config.eval_max_new_tokens=24",
 ]
-SFT = ["config.sft_docs=2000", "config.sft_epochs=3", "config.sft_lr=1e-3", "config.sft_abstain_share=0.03"]
+# The SFT and GRPO settings of configs/defacto/grounded_qa.yaml (the bench), on fewer evaluation documents.
+SFT = ["config.sft_docs=3000", "config.sft_epochs=5", "config.sft_lr=1e-3", "config.sft_abstain_share=0.015"]
 GRPO_STEPS = 60
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # about 10 min on 2 cores: 960 SFT steps, 2 x 60 GRPO steps, 5 evaluations
 def test_defacto_grpo_teaches_abstention_where_plain_grpo_does_not(tmp_path):
     base = [f"run.out_dir={tmp_path}", "run.log_every=10", *SMALL]
     sft_run, _ = train(None, [*base, "run.name=sft", "run.total_steps=1", "run.checkpoint_every=1", *SFT], algo="defacto")
@@ -41,18 +41,21 @@ def test_defacto_grpo_teaches_abstention_where_plain_grpo_does_not(tmp_path):
         run, _ = train(
             None,
             [*base, f"run.name={name}", f"run.total_steps={GRPO_STEPS}", f"run.checkpoint_every={GRPO_STEPS}",
-             f"config.model={sft_run.path / 'sft_model'}", "config.sft_epochs=0", "config.learning_rate=3e-4",
-             "config.beta=0.0", *extra],
+             f"config.model={sft_run.path / 'sft_model'}", "config.sft_epochs=0", "config.learning_rate=2e-4",
+             "config.beta=0.04", *extra],
             algo="defacto",
         )
         arms[name] = run.results[name]
     d, g = arms["defacto"], arms["grpo"]
-    summary = {k: {s: round(v[s].abstention, 3) for s in v} for k, v in {"sft": sft, **arms}.items()}
+    summary = {k: {s: (round(v[s].accuracy, 3), round(v[s].abstention, 3)) for s in v} for k, v in {"sft": sft, **arms}.items()}
     print(summary)
     # DeFacto raises abstention on masked evidence to the 80%, well above plain GRPO ...
     assert d["neg"].abstention >= 0.8, summary
-    assert d["neg"].abstention >= g["neg"].abstention + 0.3, summary
-    # ... without abstaining where the evidence is intact (only an irrelevant fact masked, or nothing).
-    assert d["random"].abstention <= 0.15 and d["pos"].abstention <= 0.15, summary
+    assert d["neg"].abstention >= g["neg"].abstention + 0.5, summary
+    # ... while still answering where the evidence is intact (only an irrelevant fact masked, or nothing) ...
+    assert d["random"].abstention <= 0.25 and d["pos"].abstention <= 0.1, summary
+    assert d["neg"].abstention - d["random"].abstention >= 0.6, summary
+    # ... and without losing answer accuracy against the SFT model.
+    assert d["pos"].accuracy >= sft["pos"].accuracy - 0.1, summary
     # Plain GRPO, which never sees a masked input, does not raise abstention.
     assert g["neg"].abstention <= sft["neg"].abstention + 0.1, summary
