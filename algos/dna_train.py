@@ -291,6 +291,11 @@ def _dna_trainer_class() -> Any:
             local = out["advantages"].shape[0]
             start = self.accelerator.process_index * local
             out["advantages"] = adv[start : start + local].to(out["advantages"].device, out["advantages"].dtype)
+            # TRL logged its own advantages for the completions table; log the ones the loss uses instead.
+            logged = self._logs["advantages"]
+            for _ in range(min(len(adv), len(logged))):
+                logged.pop()
+            logged.extend(adv.tolist())
             metrics = self._metrics["train"]
             g = rewards.view(-1, self.num_generations).cpu()
             metrics["dna/reward_real"].append(float(torch.nanmean(g[0::2])))

@@ -14,25 +14,45 @@ boxes ``[x1, y1, x2, y2]`` or ``{"Position": […], "Confidence": c}``). The tag
 Columns read: ``variant``, ``solution`` (the answer), ``evidence`` and ``non_evidence`` (regions, see
 :mod:`rlcf.reward_fns.regions`), optionally ``modality``.
 
+Completions are read by :mod:`rlcf.answers`, the parser the evaluation uses too: a completion's answer is the
+content of its one ``<answer>`` tag, and an abstention is an answer that *is* one of the phrases of
+``DeFactoTags.abstentions`` (default :data:`rlcf.answers.DEFAULT_ABSTENTIONS`: ``unknown``, "I don't know",
+"cannot be determined", "not enough information", …) or the tags' ``abstain`` token.
+
 Differences from the reference code (``virft/src/open_r1/grpo_defacto.py``), deliberate:
-- Abstention is the configured token as a whole word inside ``<answer>`` only. The reference searches
-  ``unknown|no|none`` anywhere in the completion, so "not" or "know" in the reasoning counted as refusals.
+- Abstention is the whole ``<answer>`` being an abstention phrase. The reference searches ``unknown|no|none``
+  anywhere in the completion, so "not" or "know" in the reasoning counted as refusals, and a hedge
+  (``oslo, or unknown``) counted as abstaining.
+- Exactly one ``<answer>`` (and one evidence tag): a repeated or nested tag fails the format and leaves the
+  completion without an answer (scored wrong), so a completion cannot hedge by writing two answers.
 - The answer is compared after SQuAD-style normalisation (case, punctuation, articles, spacing), against the
   ``solution`` column's plain answer.
-- Grounding on ``neg``: +1 for abstaining (the token in the evidence tag, or no region cited while the answer
+- Grounding on ``neg``: +1 for abstaining (an abstention in the evidence tag, or no region cited while the answer
   abstains), −1 for citing any region, 0 for a completion that does neither (the reference gave +1 to any
-  completion without a parsable box, including malformed ones).
+  completion without a parsable box, including malformed ones). A completion with a repeated or nested
+  evidence or answer tag gets no grounding reward: 0 on ``pos``/``random``, −1 on ``neg`` (as the answer
+  reward scores a completion without a readable answer).
+- Duplicate predicted regions count once (the reference removes duplicate boxes before matching, too).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rlcf.answers import (
+    DEFAULT_ABSTENTIONS,
+    abstention_phrases,
+    completion_text,
+    is_abstention,
+    normalize_answer,
+    single_tag,
+    tag_count,
+    tag_sequence,
+)
 from rlcf.registry import rewards
 from rlcf.reward_fns.regions import matched_iou_score, parse_regions
 
@@ -42,17 +62,13 @@ __all__ = [
     "RewardInputError",
     "TEXT_TAGS",
     "VARIANTS",
-    "abstains",
     "answer_reward",
-    "completion_text",
     "format_reward",
     "grounding_reward",
     "make_answer_reward",
     "make_format_reward",
     "make_grounding_reward",
-    "normalize_answer",
     "predicted_regions",
-    "tag_content",
 ]
 
 VARIANTS = ("pos", "neg", "random")
@@ -60,13 +76,36 @@ VARIANTS = ("pos", "neg", "random")
 
 @dataclass(frozen=True)
 class DeFactoTags:
-    """Tag names of the expected completion and the abstention token."""
+    """Tag names of the expected completion and what counts as abstaining.
+
+    Attributes:
+        evidence, think, answer: the three tags, in this order.
+        abstain: the abstention token the datasets' ``neg`` rows and target completions use; always an abstention.
+        json_regions: the evidence tag must hold a JSON list (image boxes).
+        abstentions: further answers that abstain, compared whole after normalisation (a hedge that also
+            names a value is not one).
+    """
 
     evidence: str = "evidence"
     think: str = "think"
     answer: str = "answer"
     abstain: str = "unknown"
-    json_regions: bool = False  # the evidence tag must hold a JSON list (image boxes)
+    json_regions: bool = False
+    abstentions: tuple[str, ...] = DEFAULT_ABSTENTIONS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.abstentions, str):
+            raise ValueError(f"DeFactoTags.abstentions must be a tuple of phrases, got the string {self.abstentions!r}; write ({self.abstentions!r},)")
+        object.__setattr__(self, "abstentions", tuple(self.abstentions))
+        try:
+            abstention_phrases(self.phrases)
+        except ValueError as err:
+            raise ValueError(f"DeFactoTags.abstain / abstentions: {err}") from None
+
+    @property
+    def phrases(self) -> tuple[str, ...]:
+        """Every answer that abstains: ``abstentions`` and the ``abstain`` token."""
+        return (*self.abstentions, self.abstain)
 
 
 TEXT_TAGS = DeFactoTags()
@@ -78,40 +117,7 @@ class RewardInputError(ValueError):
     """A dataset row the reward cannot score (missing or invalid column); names the column and the sample."""
 
 
-# -- parsing -----------------------------------------------------------------------------------------------------
-
-
-def completion_text(completion: Any) -> str:
-    """The text of a completion: a string, or TRL's conversational form ``[{"role": "assistant", "content": …}]``."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Sequence) and completion and isinstance(completion[-1], dict):
-        content = completion[-1].get("content", "")
-        if isinstance(content, list):  # multimodal content parts
-            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        return str(content)
-    return str(completion)
-
-
-def tag_content(text: str, tag: str) -> str | None:
-    """Content of the first ``<tag>…</tag>``, or ``None``."""
-    m = re.search(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", text, re.DOTALL)
-    return m.group(1) if m else None
-
-
-def abstains(text: str | None, token: str = "unknown") -> bool:
-    """Whether ``text`` contains the abstention token as a whole word (case-insensitive)."""
-    return text is not None and re.search(rf"(?<!\w){re.escape(token)}(?!\w)", text, re.IGNORECASE) is not None
-
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD's normalisation)."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in string.punctuation)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+# -- parsing (the completion's tags and answer: rlcf.answers) --------------------------------------------------
 
 
 def predicted_regions(content: str | None, tags: DeFactoTags) -> list | None:
@@ -124,7 +130,7 @@ def predicted_regions(content: str | None, tags: DeFactoTags) -> list | None:
     if content is None:
         return None
     stripped = content.strip()
-    if not stripped or abstains(stripped, tags.abstain):
+    if not stripped or is_abstention(stripped, tags.phrases):
         return []
     try:
         value = json.loads(stripped.replace("'", '"'))
@@ -170,17 +176,21 @@ def _tags_for(tags: DeFactoTags | None, kwargs: dict, i: int) -> DeFactoTags:
     return _BY_MODALITY[modality]
 
 
+def _repeated_tag(text: str, tags: tuple[str, ...]) -> bool:
+    """Whether one of ``tags`` opens or closes more than once in ``text`` (repeated or nested)."""
+    return any(tag_count(text, tag) > 1 for tag in tags)
+
+
 def make_format_reward(tags: DeFactoTags | None = None, name: str = "format", qualname: str | None = None) -> Callable[..., list[float]]:
-    """1 if the completion is exactly evidence-think-answer (the image variant's evidence a JSON list), else 0."""
+    """1 if the completion is exactly evidence-think-answer, each tag once and none nested (the image variant's
+    evidence a JSON list), else 0."""
 
     def fn(completions: list[Any], **kwargs: Any) -> list[float]:
         out = []
         for i, completion in enumerate(completions):
             t = _tags_for(tags, kwargs, i)
-            text = completion_text(completion)
-            pattern = rf"\s*<{t.evidence}>(.*?)</{t.evidence}>\s*<{t.think}>.*?</{t.think}>\s*<{t.answer}>.*?</{t.answer}>\s*"
-            m = re.fullmatch(pattern, text, re.DOTALL)
-            ok = m is not None and (not t.json_regions or predicted_regions(m.group(1), t) is not None)
+            sections = tag_sequence(completion_text(completion), (t.evidence, t.think, t.answer))
+            ok = sections is not None and (not t.json_regions or predicted_regions(sections[0], t) is not None)
             out.append(1.0 if ok else 0.0)
         return out
 
@@ -190,7 +200,8 @@ def make_format_reward(tags: DeFactoTags | None = None, name: str = "format", qu
 
 
 def make_answer_reward(tags: DeFactoTags | None = None, name: str = "answer", qualname: str | None = None) -> Callable[..., list[float]]:
-    """pos/random: +1 normalized exact match, 0 wrong or missing, −1 abstention; neg: +1 abstention, −1 otherwise."""
+    """pos/random: +1 normalized exact match, 0 wrong or missing, −1 abstention; neg: +1 abstention, −1 otherwise.
+    The answer is the content of the completion's one ``<answer>`` tag: repeated or nested tags leave none."""
 
     def fn(completions: list[Any], **kwargs: Any) -> list[float]:
         n = len(completions)
@@ -200,13 +211,13 @@ def make_answer_reward(tags: DeFactoTags | None = None, name: str = "answer", qu
         for i, completion in enumerate(completions):
             t = _tags_for(tags, kwargs, i)
             variant = _variant(variants[i], i, name)
-            answer = tag_content(completion_text(completion), t.answer)
+            answer = single_tag(completion_text(completion), t.answer)
             if variant == "neg":
-                out.append(1.0 if abstains(answer, t.abstain) else -1.0)
+                out.append(1.0 if is_abstention(answer, t.phrases) else -1.0)
                 continue
             if solutions is None or solutions[i] is None:
                 raise RewardInputError(f"reward '{name}', sample {i}: a '{variant}' row needs its answer in the 'solution' column")
-            if abstains(answer, t.abstain):
+            if is_abstention(answer, t.phrases):
                 out.append(-1.0)
             elif answer is not None and normalize_answer(answer) == normalize_answer(str(solutions[i])):
                 out.append(1.0)
@@ -220,7 +231,9 @@ def make_answer_reward(tags: DeFactoTags | None = None, name: str = "answer", qu
 
 
 def make_grounding_reward(tags: DeFactoTags | None = None, name: str = "grounding", qualname: str | None = None) -> Callable[..., list[float]]:
-    """pos/random: clip(score(evidence) − score(non-evidence), −1, 1) with greedy matched IoU; neg: +1 abstain, −1 any region."""
+    """pos/random: clip(score(evidence) − score(non-evidence), −1, 1) with greedy matched IoU (duplicate regions
+    count once); neg: +1 abstain, −1 any region. A repeated or nested evidence or answer tag: 0 on pos/random,
+    −1 on neg."""
 
     def fn(completions: list[Any], **kwargs: Any) -> list[float]:
         n = len(completions)
@@ -231,21 +244,25 @@ def make_grounding_reward(tags: DeFactoTags | None = None, name: str = "groundin
         for i, completion in enumerate(completions):
             t = _tags_for(tags, kwargs, i)
             variant = _variant(variants[i], i, name)
+            if variant != "neg" and (evidence is None or not evidence[i]):
+                raise RewardInputError(
+                    f"reward '{name}', sample {i}: a '{variant}' row needs its evidence regions in the 'evidence' column"
+                )
             text = completion_text(completion)
-            content = tag_content(text, t.evidence)
+            if _repeated_tag(text, (t.evidence, t.answer)):
+                # Two evidence or answer tags hedge between readings: no grounding, and no escape from neg's penalty.
+                out.append(-1.0 if variant == "neg" else 0.0)
+                continue
+            content = single_tag(text, t.evidence)
             regions = predicted_regions(content, t)
             if variant == "neg":
                 if regions:
                     out.append(-1.0)
-                elif abstains(content, t.abstain) or (regions == [] and abstains(tag_content(text, t.answer), t.abstain)):
+                elif is_abstention(content, t.phrases) or (regions == [] and is_abstention(single_tag(text, t.answer), t.phrases)):
                     out.append(1.0)
                 else:
                     out.append(0.0)
                 continue
-            if evidence is None or not evidence[i]:
-                raise RewardInputError(
-                    f"reward '{name}', sample {i}: a '{variant}' row needs its evidence regions in the 'evidence' column"
-                )
             if not regions:
                 out.append(0.0)
                 continue

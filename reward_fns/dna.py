@@ -5,20 +5,22 @@
 - ``think_answer_format`` (``r_f``): 1 if the completion is ``<think>…</think><answer>…</answer>``, else 0 (the
   paper does not spell its format out; this is the usual R1-style one).
 
-Columns read: ``solution``, optionally ``options`` (a list of strings).
+Completions are read by :mod:`rlcf.answers` (as DeFacto's rewards and the evaluation read them): the answer is the
+content of the completion's one ``<answer>`` tag, so a repeated or nested ``<answer>`` is no answer (0) and fails
+the format.
+
+Columns read: ``solution`` (required on every row), optionally ``options`` (a list of strings).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from rlcf.answers import answer_of, completion_text, normalize_answer, tag_sequence
 from rlcf.registry import rewards
-from rlcf.reward_fns.defacto import RewardInputError, completion_text, normalize_answer, tag_content
+from rlcf.reward_fns.defacto import RewardInputError
 
 __all__ = ["choice_reward", "think_answer_format_reward"]
-
-_FORMAT = re.compile(r"\s*<think>.*?</think>\s*<answer>.*?</answer>\s*", re.DOTALL)
 
 
 @rewards.register("choice", help="DNA-Train r_c: 1 if <answer> is the correct option (solution column), else 0")
@@ -30,8 +32,10 @@ def choice_reward(completions: list[Any], **kwargs: Any) -> list[float]:
     options = kwargs.get("options")
     out = []
     for i, completion in enumerate(completions):
-        answer = tag_content(completion_text(completion), "answer")
-        if answer is None or solutions[i] is None:
+        if solutions[i] is None:
+            raise RewardInputError(f"reward 'choice', sample {i}: the row has no answer in the 'solution' column; give every row its correct option")
+        answer = answer_of(completion)
+        if answer is None:
             out.append(0.0)
             continue
         got = normalize_answer(answer)
@@ -44,5 +48,5 @@ def choice_reward(completions: list[Any], **kwargs: Any) -> list[float]:
 
 @rewards.register("think_answer_format", help="DNA-Train r_f: 1 if <think>…</think><answer>…</answer>, else 0")
 def think_answer_format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
-    """1 if the completion is ``<think>…</think><answer>…</answer>``, else 0."""
-    return [1.0 if _FORMAT.fullmatch(completion_text(c)) else 0.0 for c in completions]
+    """1 if the completion is ``<think>…</think><answer>…</answer>``, each tag once and none nested, else 0."""
+    return [1.0 if tag_sequence(completion_text(c), ("think", "answer")) is not None else 0.0 for c in completions]

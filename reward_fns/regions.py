@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-__all__ = ["Box", "IndexSet", "Region", "Span", "match_threshold", "matched_iou_score", "parse_region", "parse_regions", "region_iou"]
+__all__ = ["Box", "IndexSet", "Region", "Span", "match_threshold", "matched_iou_score", "parse_region", "parse_regions", "region_iou", "unique_regions"]
 
 match_threshold = 0.5  # a predicted region counts for a ground-truth region only above this IoU (reference: 0.5)
 
@@ -115,11 +115,25 @@ def parse_regions(values: Any) -> list[tuple[Region, float]]:
     return [parse_region(v) for v in values]
 
 
+def unique_regions(predicted: Sequence[tuple[Region, float]]) -> list[tuple[Region, float]]:
+    """``predicted`` without repeats of a region, each kept at its first occurrence (with that confidence), as the
+    reference removes duplicate boxes before matching: a repeated region would otherwise count as an extra,
+    unmatched prediction in :func:`matched_iou_score`."""
+    seen: set[Region] = set()
+    out = []
+    for region, confidence in predicted:
+        if region not in seen:
+            seen.add(region)
+            out.append((region, confidence))
+    return out
+
+
 def matched_iou_score(predicted: Sequence[tuple[Region, float]], truth: Sequence[Region], threshold: float = match_threshold) -> float:
     """Greedy one-to-one matching, highest confidence first: each prediction is matched to the unmatched
     ground-truth region it overlaps most, and the match counts its IoU only above ``threshold`` (a prediction
-    overlapping no free region matches nothing).
+    overlapping no free region matches nothing). Duplicate predictions count once (:func:`unique_regions`).
     Score = Σ counted IoU / max(#truth, #predicted) — missed evidence and extra regions both cost. 0 if both empty."""
+    predicted = unique_regions(predicted)
     if not predicted or not truth:
         return 0.0
     free = list(range(len(truth)))

@@ -6,15 +6,17 @@ import pytest
 
 import rlcf
 from rlcf.errors import ConfigError, UnknownNameError
+from rlcf.answers import is_abstention, normalize_answer
 from rlcf.reward_fns.defacto import (
     IMAGE_TAGS,
+    DeFactoTags,
     RewardInputError,
-    abstains,
+    make_answer_reward,
     make_format_reward,
-    normalize_answer,
+    make_grounding_reward,
     predicted_regions,
 )
-from rlcf.reward_fns.regions import Box, IndexSet, Span, matched_iou_score, parse_regions, region_iou
+from rlcf.reward_fns.regions import Box, IndexSet, Span, matched_iou_score, parse_regions, region_iou, unique_regions
 from rlcf.reward_set import RewardFunctionError, RewardSet
 from rlcf.testing import check_reward_fn
 
@@ -89,8 +91,86 @@ def test_abstention_is_the_token_as_a_word_inside_answer_only():
     reasoning_says_no = "<evidence>2</evidence><think>I do not know yet, no wait: it is.</think><answer>Paris</answer>"
     inside_word = "<evidence>2</evidence><think>x</think><answer>unknowns</answer>"
     assert answer([reasoning_says_no, inside_word], **cols(["pos", "neg"])) == [1.0, -1.0]
-    assert abstains("It is Unknown.") and not abstains("unknowable") and not abstains(None)
+    assert is_abstention("Unknown.") and not is_abstention("unknowable") and not is_abstention(None)
     assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+
+
+# -- loopholes closed: one answer, abstention is the answer being one -------------------------------------------
+
+HEDGED_TWICE = "<evidence>2</evidence><think><answer>Paris</answer></think><answer>Rome</answer>"
+
+
+def test_repeated_or_nested_answers_fail_the_format_and_score_wrong():
+    fmt, answer, ground = (rlcf.get_reward(n) for n in ("format", "answer", "grounding"))
+    completions = [
+        HEDGED_TWICE,  # an answer nested in the reasoning, then another one
+        "<evidence>2</evidence><think>t</think><answer>Paris</answer><answer>Rome</answer>",  # two answers
+        "<evidence>2</evidence><think>t</think><answer><answer>Paris</answer></answer>",  # nested
+        "<evidence>2</evidence><think>t</think><answer>Paris</ANSWER><answer>Rome</answer>",  # a closing in another case
+        "<evidence>2</evidence><evidence>5</evidence><think>t</think><answer>Paris</answer>",  # two evidence tags
+    ]
+    columns = cols(["pos"] * 5)
+    # Before, the first scored format 1, answer +1 and grounding +1 against solution Paris.
+    assert fmt(completions, **columns) == [0.0] * 5
+    assert answer(completions, **columns) == [0.0, 0.0, 0.0, 0.0, 1.0]  # the last has one answer, and it is right
+    assert ground(completions, **columns) == [0.0] * 5
+    # On neg, a second answer that abstains is no abstention, and a repeated tag escapes no penalty.
+    neg = [
+        "<evidence>unknown</evidence><think>t</think><answer>Paris</answer><answer>unknown</answer>",
+        "<evidence>2</evidence><evidence>unknown</evidence><think>t</think><answer>unknown</answer>",
+        ABSTAIN,
+    ]
+    assert answer(neg, **cols(["neg"] * 3)) == [-1.0, 1.0, 1.0]
+    assert ground(neg, **cols(["neg"] * 3)) == [-1.0, -1.0, 1.0]
+    assert fmt(neg, **cols(["neg"] * 3)) == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("phrase", ["unknown", "I don't know.", "I do not know", "Cannot be determined", "Not enough information."])
+def test_abstention_phrases_abstain_on_neg_and_cost_on_pos(phrase):
+    answer = rlcf.get_reward("answer")
+    completion = f"<evidence></evidence><think>The fact is masked.</think><answer>{phrase}</answer>"
+    assert answer([completion, completion], **cols(["neg", "pos"])) == [1.0, -1.0]
+    assert rlcf.get_reward("grounding")([completion], **cols(["neg"])) == [1.0]  # no region cited, and it abstains
+
+
+@pytest.mark.parametrize("hedge", ["Paris, or unknown", "unknown, maybe Paris", "I don't know, Paris?", "Paris (cannot be determined)"])
+def test_a_hedge_naming_a_value_is_not_an_abstention(hedge):
+    answer = rlcf.get_reward("answer")
+    completion = f"<evidence></evidence><think>t</think><answer>{hedge}</answer>"
+    # Before, "Paris, or unknown" scored +1 on neg. Now: -1 on neg, and wrong (0) rather than abstaining (-1) on pos.
+    assert answer([completion, completion], **cols(["neg", "pos"])) == [-1.0, 0.0]
+    assert rlcf.get_reward("grounding")([completion], **cols(["neg"])) == [0.0]
+
+
+def test_the_abstention_phrase_set_is_configurable_and_checked():
+    tags = DeFactoTags(abstentions=("no idea", "N/A"))
+    answer, ground = make_answer_reward(tags), make_grounding_reward(tags)
+    done = ["<evidence></evidence><think>t</think><answer>" + a + "</answer>" for a in ("No idea!", "n/a", "unknown", "I don't know")]
+    # The configured phrases and the abstain token abstain; the default phrases are no longer in the set.
+    assert answer(done, **cols(["neg"] * 4)) == [1.0, 1.0, 1.0, -1.0]
+    assert ground(done, **cols(["neg"] * 4)) == [1.0, 1.0, 1.0, 0.0]
+    assert make_answer_reward(DeFactoTags(abstain="n/a", abstentions=()))(done, **cols(["neg"] * 4)) == [-1.0, 1.0, -1.0, -1.0]
+    with pytest.raises(ValueError, match=r"abstentions must be a tuple of phrases, got the string 'no idea'; write \('no idea',\)"):
+        DeFactoTags(abstentions="no idea")
+    with pytest.raises(ValueError, match=r"abstention phrase '\?!' is empty after normalisation"):
+        DeFactoTags(abstentions=("no idea", "?!"))
+
+
+# -- duplicates --------------------------------------------------------------------------------------------------
+
+
+def test_duplicate_predicted_regions_count_once():
+    ground = rlcf.get_reward("grounding")
+    box = "<bbox>[[0, 0, 10, 10], [0, 0, 10, 10], {'Position': [0, 0, 10, 10], 'Confidence': 0.2}]</bbox><think>t</think><answer>a</answer>"
+    facts = "<evidence>2, 2, 5, 5</evidence><think>t</think><answer>Paris</answer>"
+    image = ground([box], modality=["image"], variant=["pos"], evidence=[[[0, 0, 10, 10]]], non_evidence=[[[20, 20, 30, 30]]], solution=["a"])
+    # Counted three times the box would score 1/3 (two unmatched extras); counted once it is exactly the evidence.
+    assert image == [1.0]
+    assert ground([facts], **cols(["pos"])) == [1.0]
+    # The first occurrence is kept, with its confidence, as the reference's remove_duplicates does.
+    regions = parse_regions([{"Position": [0, 0, 1, 1], "Confidence": 0.3}, [0, 0, 1, 1], [0, 0, 2, 2]])
+    assert unique_regions(regions) == [(Box(0, 0, 1, 1), 0.3), (Box(0, 0, 2, 2), 1.0)]
+    assert matched_iou_score(regions, [Box(0, 0, 1, 1), Box(0, 0, 2, 2)]) == 1.0
 
 
 # -- grounding ---------------------------------------------------------------------------------------------------

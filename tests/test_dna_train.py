@@ -251,6 +251,52 @@ def test_dna_rewards_on_hand_written_completions():
     assert fmt(completions) == [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
 
 
+def test_dna_rewards_refuse_repeated_answers_and_missing_solutions():
+    from rlcf.reward_fns.defacto import RewardInputError
+    from rlcf.reward_set import get_reward
+
+    choice, fmt = get_reward("choice"), get_reward("think_answer_format")
+    completions = [
+        "<think><answer>dog</answer></think><answer>cat</answer>",  # an answer nested in the reasoning, then another
+        "<think>x</think><answer>dog</answer><answer>cat</answer>",  # two answers
+        "<think>x</think><answer><answer>dog</answer></answer>",  # nested answers
+        "<think>x</think><Answer>cat</Answer><answer>dog</answer>",  # a second answer in another case
+        "<think>x</think><answer>dog</answer>",
+    ]
+    kwargs = {"solution": ["dog"] * 5, "options": [["cat", "dog"]] * 5}
+    assert choice(completions, **kwargs) == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert fmt(completions) == [0.0, 0.0, 0.0, 0.0, 1.0]
+    # A row without its solution is an error naming the sample, as for DeFacto's answer reward (it used to score 0).
+    with pytest.raises(RewardInputError, match=r"reward 'choice', sample 1: the row has no answer in the 'solution' column"):
+        choice(completions[:2], solution=["dog", None])
+
+
+def test_completions_table_logs_the_advantages_the_loss_uses(tmp_path):
+    """TRL logs its own (group-scaled) advantages for the completions table; DNA-Train replaces them with its own."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from rlcf.algos.dna_train import DNAGRPOTrainer
+    from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm, load_model
+
+    torch.set_num_threads(1)
+    rows = grounded_pair_rows("train", 4, seed=0)
+    path = build_tiny_lm(tmp_path / "m", [r["prompt"] + completion_for(r) for r in rows], TinyLMConfig(hidden_size=32, layers=1, intermediate_size=64))
+    model, tok = load_model(path)
+    args = GRPOConfig(output_dir=str(tmp_path / "o"), per_device_train_batch_size=4, num_generations=2, max_steps=1, max_completion_length=4,
+                      use_cpu=True, bf16=False, report_to="none", remove_unused_columns=False, logging_steps=1, save_strategy="no")
+
+    def second_of_group_scores_3(completions, **kwargs):  # every group's rewards are [0, 3]
+        return [3.0 * (i % 2) for i in range(len(completions))]
+
+    trainer = DNAGRPOTrainer(model=model, reward_funcs=[second_of_group_scores_3], args=args, train_dataset=Dataset.from_list(rows),
+                             processing_class=tok, advantage="none")
+    trainer.train()
+    # advantage: none is r - mean = [-1.5, 1.5] per group; TRL's own, scaled by the group's std, are [-0.71, 0.71].
+    assert list(trainer._logs["advantages"]) == pytest.approx([-1.5, 1.5, -1.5, 1.5])
+    assert list(trainer._logs["rewards"]["second_of_group_scores_3"]) == [0.0, 3.0, 0.0, 3.0]
+
+
 # ---------------------------------------------------------------------------------------------------- trainer
 
 

@@ -2,9 +2,14 @@
 accuracy, abstention rate, grounding score and format rate, from greedy generations.
 
 - accuracy: share of rows whose answer reward is +1 (on ``neg`` that means it abstained);
-- abstention: share of rows whose ``<answer>`` holds the abstention token;
+- abstention: share of rows whose answer is an abstention;
 - grounding: mean grounding reward (matched IoU on evidence minus on non-evidence; on ``neg`` ±1);
 - format: share of rows in the expected tag format.
+
+Answers are read by :mod:`rlcf.answers`, the parser the rewards use: the answer is the content of the one
+``<answer>`` tag (a repeated or nested one is no answer), and an abstention is an answer that is one of the
+abstention phrases (a hedge that also names a value is not), so a row counts as correct or abstaining here
+exactly when the rewards say so.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from rlcf.answers import DEFAULT_ABSTENTIONS, answer_of, is_abstention
 
 __all__ = ["PairScores", "SplitScores", "evaluate_pairs", "evaluate_splits", "format_split_table", "generate", "greedy_with_actors", "plot_reward_curves"]
 
@@ -76,12 +83,17 @@ def greedy_with_actors(model_path: Any, prompts: Sequence[str], max_new_tokens: 
 
 
 def evaluate_splits(
-    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_new_tokens: int = 48, completions: Sequence[str] | None = None
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    max_new_tokens: int = 48,
+    completions: Sequence[str] | None = None,
+    abstentions: Sequence[str] = DEFAULT_ABSTENTIONS,
 ) -> dict[str, SplitScores]:
     """Scores per variant of ``rows`` (each with ``prompt`` and the DeFacto reward columns; with an ``image``
     column, ``tokenizer`` is the vision-language model's processor). ``completions``: already generated (e.g.
-    by :func:`greedy_with_actors`); then ``model`` and ``tokenizer`` are not used."""
-    from rlcf.reward_fns.defacto import abstains, completion_text, tag_content
+    by :func:`greedy_with_actors`); then ``model`` and ``tokenizer`` are not used. ``abstentions``: the answers
+    the abstention rate counts (those of the registered ``answer`` reward by default)."""
     from rlcf.reward_set import get_reward
 
     images = [r["image"] for r in rows] if rows and "image" in rows[0] else None
@@ -92,7 +104,7 @@ def evaluate_splits(
     answer = np.asarray(get_reward("answer")(completions, **columns))
     grounding = np.asarray(get_reward("grounding")(completions, **columns))
     fmt = np.asarray(get_reward("format")(completions, **columns))
-    abstained = np.asarray([abstains(tag_content(completion_text(c), "answer")) for c in completions])
+    abstained = np.asarray([is_abstention(answer_of(c), abstentions) for c in completions], dtype=bool)
     variants = np.asarray(columns["variant"])
     out = {}
     for split in ("pos", "neg", "random"):
