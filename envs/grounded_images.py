@@ -3,11 +3,16 @@
 A ``size × size`` picture (default 56 px, a 2 × 2 grid of cells) has a noisy gray background and two to four
 coloured squares, each inside its own cell. The question names a cell: ``"What color is the square in the top
 left cell?"``; the answer is the square's colour, and the evidence is the square's box. The other cells are the
-non-evidence regions, so :func:`rlcf.envs.variants.build_image_variants` gives the three variants:
+non-evidence regions, and :func:`rlcf.envs.variants.build_image_variants` gives the three variants:
 
 - ``pos``: the picture as drawn;
 - ``neg``: the evidence square filled black (the cell looks empty): the expected answer is the abstention token;
-- ``random``: one other cell filled: the answer must not change.
+- ``random``: another square filled black, exactly its box: the answer must not change.
+
+``neg`` and ``random`` both black out one square of the picture, drawn alike, so without the question the two
+pictures have the same distribution: mask area, shape, position and the number of squares left tell them apart
+no better than chance. Only the question does, which is what the ``random`` variant is for. (Filling a whole
+28 × 28 cell in ``random`` and only the square in ``neg`` let mask area alone separate them on every row.)
 
 Pictures are partitioned between ``train`` and ``eval`` by the hash of their pixels and question (as the text
 task's documents are by their text), so the two splits never share an example whatever the seeds and counts.
@@ -45,9 +50,18 @@ class GroundedImageConfig:
     """Shape of the generated pictures."""
 
     size: int = 56  # pixels per side; a multiple of 28 suits Qwen2-VL's 14-px patches merged 2 × 2
-    min_squares: int = 2
-    max_squares: int = 4
+    min_squares: int = 2  # at least 2: ``random`` masks a square other than the asked one
+    max_squares: int = 4  # at most one per cell
     abstain: str = "unknown"
+
+    def __post_init__(self) -> None:
+        from rlcf.errors import UsageError
+
+        if not 2 <= self.min_squares <= self.max_squares <= len(CELLS):
+            raise UsageError(
+                f"squares per picture must satisfy 2 <= min_squares <= max_squares <= {len(CELLS)}, got min_squares={self.min_squares}, "
+                f"max_squares={self.max_squares}: the 'random' variant masks a square other than the asked one, and each cell holds one"
+            )
 
 
 def image_prompt_for(question: str) -> list[dict[str, Any]]:
@@ -113,8 +127,13 @@ def grounded_image_rows(split: str, count: int, seed: int = 0, config: GroundedI
         if _split_of(pixels, question) != split:
             continue
         color, box = squares[cell]
-        others = [_cell_box(c, cfg.size) for c in range(len(CELLS)) if c != cell]
-        for row in build_image_variants(Image.fromarray(pixels), [box], others, rng, question=question, answer=color, abstain=cfg.abstain):
+        other_cells = [_cell_box(c, cfg.size) for c in range(len(CELLS)) if c != cell]
+        # random masks another square, drawn like the evidence square, so that mask size and shape are no shortcut.
+        distractors = [squares[c][1] for c in sorted(squares) if c != cell]
+        variants = build_image_variants(
+            Image.fromarray(pixels), [box], distractors, rng, question=question, answer=color, abstain=cfg.abstain, non_evidence=other_cells
+        )
+        for row in variants:
             row["prompt"] = image_prompt_for(question)
             rows.append(row)
         if len(rows) == 3 * count:

@@ -6,7 +6,9 @@
   keeps the answer. A mask replaces the whole segment, or only its span when the example gives one per segment
   (a fact's value, keeping its subject: the evidence is gone but the question still refers to the document).
 - Images: regions are boxes ``[x1, y1, x2, y2]`` in pixels; masking fills the box (Pillow). ``random`` masks only
-  candidate boxes that do not overlap any evidence box.
+  candidate boxes that do not overlap any evidence box. Give candidates drawn like the evidence (objects of the
+  same kind and size): if ``random``'s masks differ from ``neg``'s in area or shape, a model tells the variants
+  apart by the mask and never reads the question.
 
 Each variant is one dataset row; the variant and the regions travel as columns (``variant``, ``solution``,
 ``evidence``, ``non_evidence``, ``masked``, ``modality``) to the rewards of :mod:`rlcf.reward_fns.defacto`.
@@ -122,14 +124,19 @@ def build_image_variants(
     abstain: str = "unknown",
     num_random: int = 1,
     fill: tuple[int, int, int] = (0, 0, 0),
+    non_evidence: Sequence[Sequence[float]] | None = None,
 ) -> list[dict[str, Any]]:
     """The three variants of an image example, with Pillow.
 
     Args:
         image: a ``PIL.Image``.
         evidence: evidence boxes (at least one), ``[x1, y1, x2, y2]`` in pixels.
-        candidates: other boxes that may be masked in ``random`` (those overlapping evidence are skipped).
+        candidates: other boxes that may be masked in ``random`` (those overlapping evidence are skipped). Draw
+            them like the evidence boxes (same kind of object, same size distribution): a mask whose area or
+            shape differs between ``neg`` and ``random`` is a shortcut that needs no question.
         num_random: how many candidate boxes ``random`` masks (fewer if fewer qualify).
+        non_evidence: the ``non_evidence`` column (regions the grounding reward penalises citing); the
+            candidates when not given.
 
     Returns:
         Rows with ``image`` (a new image per masked variant), ``masked`` (exactly the boxes filled),
@@ -141,7 +148,8 @@ def build_image_variants(
         raise UsageError("an image example needs at least one evidence box")
     w, h = image.size
     boxes = [[float(v) for v in b] for b in evidence]
-    for b in [*boxes, *candidates]:
+    others = [[float(v) for v in c] for c in (candidates if non_evidence is None else non_evidence)]
+    for b in [*boxes, *candidates, *others]:
         if len(b) != 4 or not (0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h):
             raise UsageError(f"box {list(b)} is not [x1, y1, x2, y2] inside the {w}x{h} image")
     free = [[float(v) for v in c] for c in candidates if not any(_overlaps(c, e) for e in boxes)]
@@ -164,7 +172,7 @@ def build_image_variants(
             "question": question,
             "solution": solution,
             "evidence": boxes,
-            "non_evidence": [[float(v) for v in c] for c in candidates],
+            "non_evidence": [list(c) for c in others],
             "masked": fills,
             "modality": "image",
         }

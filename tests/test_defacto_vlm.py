@@ -32,6 +32,60 @@ def test_picture_rows_mask_what_they_report():
         assert not any(min(m[2], box[2]) > max(m[0], box[0]) and min(m[3], box[3]) > max(m[1], box[1]) for m in rnd["masked"])
 
 
+def _best_threshold_accuracy(neg: np.ndarray, rnd: np.ndarray) -> float:
+    """Accuracy of the best rule "feature <= t is neg" (or its flip) at telling neg rows from random ones."""
+    values = np.concatenate([neg, rnd])
+    best = 0.5
+    for t in np.unique(values):
+        right = (neg <= t).sum() + (rnd > t).sum()
+        best = max(best, right / len(values), 1 - right / len(values))
+    return float(best)
+
+
+def test_a_question_blind_rule_cannot_tell_neg_from_random():
+    """neg masks the asked square, random another one drawn alike: the masked area, the mask's shape and what is
+    left of the picture separate them no better than chance (filling a whole cell in random did, on every row)."""
+    rows = grounded_image_rows("train", 300, seed=5)
+    features: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        if row["variant"] == "pos":
+            continue
+        pixels = np.asarray(row["image"]).astype(int)
+        black = (pixels == 0).all(-1)  # the background and the squares are never black: black is the mask
+        ys, xs = np.nonzero(black)
+        width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+        coloured = np.isin(pixels @ [65536, 256, 1], [r * 65536 + g * 256 + b for r, g, b in COLORS.values()])
+        seen = {
+            "masked pixels": black.sum(),
+            "mask width": width,
+            "mask aspect": width / height,
+            "mask fills its bounding box": black.sum() / (width * height),
+            "coloured pixels left": coloured.sum(),
+            "masked column": xs.min(),
+        }
+        for name, value in seen.items():
+            features.setdefault(name, {"neg": [], "random": []})[row["variant"]].append(float(value))
+    for name, by_variant in features.items():
+        assert len(by_variant["neg"]) == len(by_variant["random"]) == 300
+        accuracy = _best_threshold_accuracy(np.asarray(by_variant["neg"]), np.asarray(by_variant["random"]))
+        assert accuracy <= 0.6, (name, accuracy)
+    # Both variants mask exactly one square's box, and never the same square.
+    for pos, neg, rnd in zip(rows[0::3], rows[1::3], rows[2::3]):
+        assert neg["masked"] == pos["evidence"] and len(rnd["masked"]) == 1 and rnd["masked"] != neg["masked"]
+        (x1, y1, x2, y2), = rnd["masked"]
+        assert x2 - x1 == y2 - y1 and tuple(np.asarray(pos["image"])[int(y1), int(x1)]) in COLORS.values()
+
+
+def test_picture_config_needs_a_second_square_for_random():
+    from rlcf.envs.grounded_images import GroundedImageConfig
+    from rlcf.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"2 <= min_squares <= max_squares <= 4, got min_squares=1.*masks a square other than the asked one"):
+        GroundedImageConfig(min_squares=1)
+    with pytest.raises(UsageError, match="max_squares=5"):
+        GroundedImageConfig(max_squares=5)
+
+
 def test_train_and_eval_pictures_differ_and_repeat():
     train_rows, eval_rows = grounded_image_rows("train", 20), grounded_image_rows("eval", 10)
     key = lambda r: np.asarray(r["image"]).tobytes() + r["prompt"][0]["content"][1]["text"].encode()  # noqa: E731
