@@ -402,7 +402,7 @@ class CFCQL(OfflineMARLAlgorithm):
         td = 0.5 * ((q_tot - y) ** 2).mean()
         penalty, stats = self.conservative_term(batch, draws, agent_q=agent_q, q_tot=q_tot)
         loss = td + c.cql_alpha * penalty
-        return loss, {"losses/td": td, "losses/cql": penalty, "train/q_data": q_tot.mean(), **stats}
+        return loss, {"losses/td": td, "losses/cql": penalty, "train/q_data": q_tot.mean(), "train/mc_return": batch["mc_return"].mean(), **stats}
 
     def continuous_critic_loss(self, batch: dict[str, torch.Tensor], draws: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.config
@@ -415,7 +415,7 @@ class CFCQL(OfflineMARLAlgorithm):
         td = ((q_data - y.unsqueeze(-1)) ** 2).mean(0).sum()
         penalty, stats = self.conservative_term(batch, draws, q_data=q_data)
         loss = td + c.cql_alpha * penalty
-        return loss, {"losses/td": td, "losses/cql": penalty, "train/q_data": q_data.mean(), **stats}
+        return loss, {"losses/td": td, "losses/cql": penalty, "train/q_data": q_data.mean(), "train/mc_return": batch["mc_return"].mean(), **stats}
 
     def actor_loss(self, batch: dict[str, torch.Tensor], pi: torch.Tensor) -> torch.Tensor:
         """Counterfactual actor loss: agent i's policy action with the others' dataset actions (reference cf_pol)."""

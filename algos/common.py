@@ -178,6 +178,12 @@ class OfflineMARLConfig:
     normalize_inputs: bool = option(
         True, "Standardise observations and states with the dataset's mean/std (the reference's input BatchNorm)."
     )
+    reward_scale: float = option(
+        1.0,
+        "Multiply team rewards by this before TD learning (CORL-style). mpe2's MPE returns are ~20x smaller than those "
+        "of the MPE the CFCQL/OMAR reference was tuned on, which makes every CQL alpha ~20x stronger against the TD "
+        "loss; the force-action MPE configs set 20. Scores are always reported in the env's own reward units.",
+    )
     compile: bool = option(
         False,
         "torch.compile the loss functions (fuses the elementwise work of the sampled logsumexp: ~1.5x more updates/s "
@@ -189,6 +195,7 @@ class OfflineMARLConfig:
         require(0.0 < self.gamma <= 1.0, "gamma", f"must be in (0, 1], got {self.gamma}")
         require(len(self.hidden) >= 1 and all(h > 0 for h in self.hidden), "hidden", f"needs positive widths, got {self.hidden}")
         require(self.eval_episodes > 0, "eval_episodes", f"must be > 0, got {self.eval_episodes}")
+        require(self.reward_scale > 0, "reward_scale", f"must be > 0, got {self.reward_scale}")
 
 
 class OfflineMARLAlgorithm(StepAlgorithm):
@@ -240,8 +247,19 @@ class OfflineMARLAlgorithm(StepAlgorithm):
     def normalize_state(self, state: torch.Tensor) -> torch.Tensor:
         return (state - self.state_mean) / self.state_std
 
+    @property
+    def mc_returns(self) -> torch.Tensor:
+        """``[N]`` the dataset's discounted return-to-go per transition, in the scaled reward units the critic learns."""
+        if getattr(self, "_mc_returns", None) is None:
+            self._mc_returns = self.data.discounted_returns(self.config.gamma) * self.config.reward_scale
+        return self._mc_returns
+
     def sample(self) -> dict[str, torch.Tensor]:
-        batch = self.data.sample(self.config.batch_size, self.gen)
+        idx = torch.randint(len(self.data), (self.config.batch_size,), device=self.data.device, generator=self.gen)
+        batch = self.data.batch(idx)
+        batch["mc_return"] = self.mc_returns[idx]
+        if self.config.reward_scale != 1.0:
+            batch["rewards"] = batch["rewards"] * self.config.reward_scale
         if batch.get("state") is None:
             batch["state"] = batch["obs"].flatten(1)
             batch["next_state"] = batch["next_obs"].flatten(1)

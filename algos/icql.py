@@ -73,7 +73,7 @@ class ICQL(OfflineMARLAlgorithm):
             self.updates += 1
             if self.updates % c.target_update_every == 0:
                 self.target_q.load_state_dict(self.q.state_dict())
-            return {"losses/td": td.item(), "losses/cql": penalty.item()}
+            return {"losses/td": td.item(), "losses/cql": penalty.item(), "train/q_data": q_data.mean().item(), "train/mc_return": b["mc_return"].mean().item()}
 
         a, valid, N = b["actions"], self.action_valid, c.num_sampled_actions
         with torch.no_grad():
@@ -95,7 +95,7 @@ class ICQL(OfflineMARLAlgorithm):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic.parameters(), c.critic_grad_clip)
         self.opt.step()
-        metrics = {"losses/td": td.item(), "losses/cql": penalty.item()}
+        metrics = {"losses/td": td.item(), "losses/cql": penalty.item(), "train/q_data": q_data.mean().item(), "train/mc_return": b["mc_return"].mean().item()}
         if step % c.actor_every == 0:
             pi = self.policy(b["obs"])
             actor_loss = -self.local_q(b["obs"], pi)[..., 0].mean() + c.action_reg * (pi**2).mean()

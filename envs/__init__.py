@@ -6,7 +6,7 @@ MaMuJoCo HalfCheetah-2x3 (optional extra), the ``random`` policy and the scripte
 The upstream simulators are imported only when an env is made.
 """
 
-from rlcf.envs import mamujoco, mpe, mpe_scripted, policies  # noqa: F401  (registration side effects)
+from rlcf.envs import fitted, mamujoco, mpe, mpe_scripted, policies  # noqa: F401  (registration side effects)
 from rlcf.envs.policies import BehaviourPolicy, EpsilonMix, RandomPolicy, make_policy
 from rlcf.envs.spec import EnvSpec, TeamParallelEnv
 from rlcf.envs.suites import Suite

@@ -17,6 +17,8 @@ collision terms of simple_spread). Reference returns are mean team returns over 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rlcf.envs.spec import EnvSpec
 from rlcf.envs.suites import register_suite
 from rlcf.registry import envs
@@ -98,5 +100,33 @@ SPECS = {spec.id: spec for task in _TASKS for spec in (_spec(task, "continuous")
 for _spec_obj in SPECS.values():
     envs.register(_spec_obj.id, _spec_obj)
 
+# The reference CFCQL/OMAR setting: continuous simple_spread with a 2-D force in [-1, 1]² per agent (mpe2's 5-D
+# action has redundant components, and scripted or uniform actions pile up on its box faces, where the policy stands
+# still), and data tiers collected from snapshots of an MLP fitted to the scripted expert (rlcf.envs.fitted).
+FORCE_REFERENCE_RETURNS: dict[str, tuple[float, float]] = {"mpe-simple_spread-force": (-24.36, -5.416)}
+
+
+def _force_spec(task: str) -> EnvSpec:
+    base = SPECS[f"mpe-{task}"]
+    env_id = f"mpe-{task}-force"
+    ref_random, ref_expert = FORCE_REFERENCE_RETURNS[env_id]
+    return replace(
+        base,
+        id=env_id,
+        action_map="force2d",
+        tiers="rlcf.envs.fitted:fitted_tiers",
+        medium_epsilon=None,
+        ref_random_return=ref_random,
+        ref_expert_return=ref_expert,
+        description=_TASKS[task]["description"] + " (2-D force actions in [-1, 1]², the CFCQL paper's MPE setting)",
+    )
+
+
+FORCE_SPECS = {spec.id: spec for spec in (_force_spec("simple_spread"),)}
+for _spec_obj in FORCE_SPECS.values():
+    envs.register(_spec_obj.id, _spec_obj)
+SPECS.update(FORCE_SPECS)
+
 register_suite("mpe", tuple(f"mpe-{t}" for t in _TASKS), "MPE tasks with continuous actions (OMAR/CFCQL)")
 register_suite("mpe-discrete", tuple(f"mpe-{t}-discrete" for t in _TASKS), "MPE tasks with discrete actions")
+register_suite("mpe-force", tuple(FORCE_SPECS), "MPE tasks with 2-D force actions and fitted-policy tiers (CFCQL's setting)")

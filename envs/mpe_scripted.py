@@ -132,6 +132,8 @@ class _ScriptedPolicy(BehaviourPolicy):
             n = self.action_space(agent).n
             return int(move) + (5 * word if n > 5 else 0)
         space = self.action_space(agent)
+        if space.shape == (2,):  # a force-action env (EnvSpec.action_map "force2d"): the force itself
+            return np.clip(np.asarray(move, dtype=space.dtype), -1.0, 1.0)
         action = np.zeros(space.shape, dtype=space.dtype)
         fx, fy = float(move[0]), float(move[1])  # type: ignore[index]
         action[1:5] = (max(-fx, 0.0), max(fx, 0.0), max(-fy, 0.0), max(fy, 0.0))

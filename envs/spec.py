@@ -19,7 +19,20 @@ from pettingzoo import ParallelEnv
 
 from rlcf.errors import UsageError
 
-__all__ = ["EnvSpec", "TeamParallelEnv"]
+__all__ = ["EnvSpec", "TeamParallelEnv", "force_to_mpe"]
+
+
+def force_to_mpe(force: Any, size: int = 5) -> np.ndarray:
+    """A 2-D force in [-1, 1]² as mpe2's continuous movement action ``(no-op, -x, +x, -y, +y)`` in [0, 1].
+
+    mpe2 moves an agent by ``u = (a[2] − a[1], a[4] − a[3])``; the map puts each force component on one side, so
+    ``u`` equals the (clipped) force exactly and every force has exactly one 5-D encoding. Components past the
+    movement (a speaking agent's message) stay 0.
+    """
+    fx, fy = np.clip(np.asarray(force, dtype=np.float64).reshape(-1)[:2], -1.0, 1.0)
+    out = np.zeros(size, dtype=np.float32)
+    out[1:5] = (max(-fx, 0.0), max(fx, 0.0), max(-fy, 0.0), max(fy, 0.0))
+    return out
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,12 @@ class EnvSpec:
         requires: modules that must be importable (optional extras); a clear error names the extra otherwise.
         extra: the name of the pip extra that provides ``requires``.
         description: one line for ``rlcf list envs``.
+        action_map: ``"native"`` (the upstream env's own actions) or ``"force2d"`` (continuous MPE only: each
+            movable agent acts with a 2-D force in [-1, 1]², the reference CFCQL/OMAR action, mapped onto mpe2's
+            5-D [0, 1] action ``(no-op, -x, +x, -y, +y)``; see :func:`force_to_mpe`).
+        tiers: ``"package.module:function"`` of ``fn(spec, tier) -> ((policy, policy_kwargs, fraction), ...) | None``,
+            the behaviour mixture each tier is collected from (OMAR-style tiers from fitted policies); ``None``
+            (or a tier it returns ``None`` for) uses the expert and ``medium_epsilon`` (:func:`rlcf.data.tiers.tier_plan`).
     """
 
     id: str
@@ -65,12 +84,18 @@ class EnvSpec:
     requires: tuple[str, ...] = ()
     extra: str = ""
     description: str = ""
+    action_map: Literal["native", "force2d"] = "native"
+    tiers: str | None = None
 
     def __post_init__(self) -> None:
         if self.team_reward not in ("mean", "sum", "first"):
             raise UsageError(f"EnvSpec {self.id}: team_reward must be mean, sum or first, got {self.team_reward!r}")
         if self.action_type not in ("continuous", "discrete"):
             raise UsageError(f"EnvSpec {self.id}: action_type must be continuous or discrete")
+        if self.action_map not in ("native", "force2d"):
+            raise UsageError(f"EnvSpec {self.id}: action_map must be native or force2d, got {self.action_map!r}")
+        if self.action_map == "force2d" and self.action_type != "continuous":
+            raise UsageError(f"EnvSpec {self.id}: action_map force2d needs action_type continuous")
 
     @property
     def __doc__(self) -> str:  # type: ignore[override]  # shown by `rlcf list envs`
@@ -130,6 +155,7 @@ class EnvSpec:
             "controlled": list(self.controlled),
             "opponent_policy": self.opponent_policy,
             "team_reward": self.team_reward,
+            "action_map": self.action_map,
         }
 
 
@@ -173,7 +199,17 @@ class TeamParallelEnv(ParallelEnv):
             self._opponent = policies.get(spec.opponent_policy)(spec, self.others, seed=0, env=env)
         self._last_obs: dict[str, Any] = {}
         self.observation_spaces = {a: env.observation_space(a) for a in self.possible_agents}
-        self.action_spaces = {a: env.action_space(a) for a in self.possible_agents}
+        self.upstream_action_spaces = {a: env.action_space(a) for a in self.possible_agents}
+        self.action_spaces = dict(self.upstream_action_spaces)
+        if spec.action_map == "force2d":
+            import gymnasium as gym
+
+            for agent, space in self.upstream_action_spaces.items():
+                if not isinstance(space, gym.spaces.Box) or space.shape != (5,):
+                    raise UsageError(
+                        f"env '{spec.id}': action_map force2d needs 5-D movement actions, agent {agent} has {space}"
+                    )
+                self.action_spaces[agent] = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.render_mode = getattr(env, "render_mode", None)
 
     def __repr__(self) -> str:
@@ -214,6 +250,8 @@ class TeamParallelEnv(ParallelEnv):
         if missing:
             raise UsageError(f"env '{self.spec.id}': no action for agents {missing}")
         joint = {a: actions[a] for a in self.agents}
+        if self.spec.action_map == "force2d":
+            joint = {a: force_to_mpe(act) for a, act in joint.items()}
         if self._opponent is not None:
             live = {a: self._last_obs[a] for a in self.others if a in self._last_obs}
             if live:

@@ -413,6 +413,25 @@ class MarlDataset:
         starts = self.episode_starts.cpu().numpy()
         return np.add.reduceat(r, starts[:-1]) if len(r) else np.zeros(0)
 
+    def discounted_returns(self, gamma: float) -> Any:
+        """``[N]`` Monte-Carlo discounted team return-to-go of every transition, to the end of its episode.
+
+        The standard diagnostic beside a critic's Q of dataset actions. Where episodes end by truncation (MPE's
+        25 steps) a TD critic bootstraps past the end, so its Q exceeds this in magnitude near the end by up to
+        ``γ^(T−t)·V(s_T)``; early in an episode the two are comparable.
+        """
+        import torch
+
+        r = self.rewards.detach().cpu().double().numpy()
+        starts = self.episode_starts.cpu().numpy()
+        out = np.zeros_like(r)
+        for lo, hi in zip(starts[:-1], starts[1:]):
+            acc = 0.0
+            for t in range(hi - 1, lo - 1, -1):
+                acc = r[t] + gamma * acc
+                out[t] = acc
+        return torch.as_tensor(out, dtype=torch.float32, device=self.rewards.device)
+
     def normalized_score(self, returns: Any) -> np.ndarray:
         """``100·(R − ref_min)/(ref_max − ref_min)`` with the dataset's reference scores."""
         lo, hi = self.metadata.get("ref_min_score"), self.metadata.get("ref_max_score")

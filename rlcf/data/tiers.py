@@ -14,6 +14,10 @@ The tiers of the offline-MARL literature are plans built from the env spec:
                run; with a scripted expert this annealed curriculum is the closest reproducible analogue.)
 ``mixed``      half medium, half expert episodes (as CFCQL's SMAC "mixed").
 ============== ===================================================================================================
+
+An env spec may name its own tier recipes (``EnvSpec.tiers``): the force-action MPE tasks collect every tier from
+snapshots of an MLP fitted to the scripted expert, as OMAR collects them from snapshots of RL training
+(:mod:`rlcf.envs.fitted`).
 """
 
 from __future__ import annotations
@@ -100,6 +104,13 @@ def tier_plan(spec: Any, tier: str, episodes: int, seed: int, expert: BehaviourP
     """
     if tier not in TIERS:
         raise UsageError(f"unknown tier '{tier}'; valid tiers: {', '.join(TIERS)}")
+    if expert is None and getattr(spec, "tiers", None):
+        from rlcf.registry import resolve_path
+
+        recipe = resolve_path(spec.tiers)(spec, tier)
+        if recipe is not None:
+            components = tuple((BehaviourPlan(policy, dict(kwargs)), float(fraction)) for policy, kwargs, fraction in recipe)
+            return CollectionPlan(spec.id, episodes, seed, components, tier)
     if tier == "random":
         return CollectionPlan(spec.id, episodes, seed, ((BehaviourPlan("random"), 1.0),), tier)
     if expert is None:

@@ -33,7 +33,7 @@ class EpisodeWorker:
     def _policy(self, index: int) -> tuple[Any, float]:
         k, behaviour, epsilon = self.plan.behaviour(index)
         if k not in self._bases:
-            self._bases[k] = build_policy(behaviour, self.spec, self.env.possible_agents, self.env.env, 0.0)
+            self._bases[k] = build_policy(behaviour, self.spec, self.env.possible_agents, self.env, 0.0)
         base = self._bases[k]
         if epsilon > 0:
             from rlcf.envs.policies import EpsilonMix
