@@ -126,8 +126,8 @@ def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "device 'auto' resolves to" in out
     assert "[1] RAN collect offline datasets" in out
-    assert "rlcf/mpe-simple_spread/expert-v0: 10 episodes, 250 steps" in out
-    assert (tmp_path / "datasets" / "rlcf" / "mpe-simple_spread" / "expert-v0").is_dir()
+    assert "rlcf/mpe-simple_spread-force/expert-v0: 10 episodes, 250 steps" in out
+    assert (tmp_path / "datasets" / "rlcf" / "mpe-simple_spread-force" / "expert-v0").is_dir()
     assert "[2] RAN train CFCQL and BC" in out and "cfcql: 20 steps, normalized score" in out
     assert (tmp_path / "demo_scores.png").read_bytes()[:4] == b"\x89PNG"
     assert "[3] RAN DeFacto-style counterfactual GRPO" in out and "neg" in out
