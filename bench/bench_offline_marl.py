@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--no-reference-alpha", dest="reference_alpha", action="store_false",
                         help="use the configs' cql_alpha instead of the reference's per-dataset values")
     parser.add_argument("--report", action="store_true", help="only print the table of the runs already in --out")
-    parser.add_argument("--set", action="append", default=[], metavar="ALGO:KEY=VALUE", help="per-algorithm config override")
+    parser.add_argument("--set", action="append", default=[], metavar="ALGO:KEY=VALUE",
+                        help="per-algorithm config override ('*:KEY=VALUE' for every algorithm)")
     args = parser.parse_args()
 
     import torch
@@ -116,9 +117,10 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     algos = args.algos.split(",")
     extra: dict[str, list[str]] = {}
-    for item in args.set:
+    for item in args.set:  # ALGO:KEY=VALUE; '*' as ALGO applies to every algorithm
         algo, _, kv = item.partition(":")
-        extra.setdefault(algo, []).append(f"config.{kv}")
+        for name in algos if algo == "*" else [algo]:
+            extra.setdefault(name, []).append(f"config.{kv}")
     results_file = out / "results.jsonl"  # one line per finished run: reruns skip them, processes share them
     done = load_results(results_file)
     tasks, results = [], {a: {} for a in algos}
