@@ -12,8 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rlcf.algos.cfcql import NEG_INF
-from rlcf.algos.common import AgentMLP, OfflineMARLAlgorithm, OfflineMARLConfig, adam, from_unit
+from rlcf.algos.common import NEG_INF, AgentMLP, OfflineMARLAlgorithm, OfflineMARLConfig, adam, from_unit
 from rlcf.config import option, require
 from rlcf.registry import algos
 

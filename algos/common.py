@@ -1,5 +1,6 @@
-"""Pieces the offline multi-agent algorithms share: batched per-agent networks, the QMIX mixer, action scaling,
-the dataset-backed base class and the policy wrapper used for evaluation.
+"""Pieces every offline multi-agent algorithm shares: batched per-agent networks, the QMIX mixer, action scaling and
+masking, the dataset-backed base class and the policy wrapper used for evaluation (the TD methods' skeleton is
+:mod:`rlcf.algos.td_base`).
 
 Everything here is vectorised over agents: a per-agent network is one set of stacked weights ``[n_agents, in,
 out]`` applied with one batched matmul, never a Python loop over agents in the hot path.
@@ -19,6 +20,7 @@ from rlcf.algorithm import StepAlgorithm
 from rlcf.config import option, require
 
 __all__ = [
+    "NEG_INF",
     "AgentMLP",
     "MLP",
     "OfflineMARLAlgorithm",
@@ -32,6 +34,8 @@ __all__ = [
     "soft_update",
     "to_unit",
 ]
+
+NEG_INF = -1e10  # the logit / value given to an agent's padded (nonexistent) actions before a softmax, max or argmax
 
 
 class AgentMLP(nn.Module):

@@ -24,6 +24,7 @@ import math
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
@@ -191,11 +192,18 @@ def from_dict(cls: type[C], data: Mapping[str, Any] | None, path: str = "") -> C
         data: its fields; missing ones take their defaults.
         path: dotted prefix used in error messages (``"config"``).
 
+    Keys in ``cls.RETIRED`` (a ``ClassVar[frozenset[str]]``: fields older versions wrote that never had an effect
+    on this class) are dropped with a warning, so configs saved beside old runs still load.
+
     Raises:
         ConfigError: an unknown key (with the valid keys and the closest match), a missing required field,
             a value of the wrong type, or a check in ``__post_init__`` that failed.
     """
     data = dict(data or {})
+    retired = sorted(k for k in data if k in getattr(cls, "RETIRED", ()))
+    if retired:
+        warnings.warn(f"{cls.__name__} ignores {', '.join(_join(path, k) for k in retired)} (no effect on this algorithm)", stacklevel=2)
+        data = {k: v for k, v in data.items() if k not in retired}
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = [k for k in data if k not in fields]
     if unknown:

@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from rlcf.algos.cfcql import (
-    counterfactual_critic_values,
-    counterfactual_joint_actions,
     counterfactual_lambda,
     counterfactual_penalty,
     discrete_counterfactual_q,
     discrete_divergence,
 )
 from rlcf.algos.macql import joint_logsumexp_discrete
+from rlcf.algos.td_base import counterfactual_critic_values, counterfactual_joint_actions
 
 
 def additive(q, state):  # Q_tot = Σ_i q_i: a mixer whose numbers can be done by hand

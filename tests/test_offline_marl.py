@@ -83,7 +83,8 @@ def test_compiled_losses_match_eager(algo, env_id, datasets, tmp_path):
     eager, _ = train(None, tiny(tmp_path / "eager", datasets[env_id], steps=6, **extra), algo=algo)
     compiled, _ = train(None, tiny(tmp_path / "compiled", datasets[env_id], steps=6, compile="true", **extra), algo=algo)
     a, b = eager.load_checkpoint()["algorithm"], compiled.load_checkpoint()["algorithm"]
-    nets = ("agent_q", "mixer", "behaviour") if env_id.endswith("discrete") else ("critic", "actor")
+    nets = ("agent_q", "mixer") if env_id.endswith("discrete") else ("critic", "actor")
+    nets += ("behaviour",) if algo == "cfcql" else ()  # λ's behaviour model is CFCQL's alone
     for net in nets:
         for key, value in a[net].items():
             torch.testing.assert_close(b[net][key], value, rtol=1e-4, atol=1e-5, msg=f"{net}.{key}")
@@ -129,3 +130,42 @@ def test_rlcf_eval_reports_runs_from_their_folders(datasets, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert "bc" in json.dumps(data) and plot.read_bytes()[:4] == b"\x89PNG"
     assert main(["eval", str(tmp_path / "nope")]) == 2
+
+
+def test_td_methods_keep_their_settings_and_defaults():
+    """Each TD method takes the settings it uses, with the defaults it always had, and no fields of other methods."""
+    from rlcf.config import load_experiment
+
+    defaults = {name: load_experiment(None, algo=name).config for name in ("cfcql", "macql", "icql", "matd3bc")}
+    td = {"critic_lr": 1e-3, "actor_lr": 1e-3, "tau": 0.01, "target_noise": 0.05, "critic_grad_clip": 0.5, "reward_scale": 1.0}
+    cql = {"cql_alpha": 5.0, "num_sampled_actions": 10, "sample_sources": "uniform+policy", "policy_sample_noise": 0.2,
+           "lse_temperature": 1.0, "action_reg": 1e-3, "target_update_every": 25, "actor_every": 5}
+    expected = {
+        "cfcql": {**td, **cql, "lambda_mode": "softmax", "lambda_temperature": 1.0, "behaviour_lr": 1e-3, "mixer_embed": 32},
+        "macql": {**td, **cql, "joint_samples": 100, "mixer_embed": 32, "hypernet_embed": 64},
+        "icql": {**td, **cql},
+        "matd3bc": {**td, "actor_every": 2, "bc_alpha": 2.5},
+    }
+    for name, fields in expected.items():
+        assert {k: getattr(defaults[name], k) for k in fields} == fields, name
+    assert not hasattr(defaults["matd3bc"], "cql_alpha") and not hasattr(defaults["matd3bc"], "num_sampled_actions")
+    assert not hasattr(defaults["icql"], "mixer_embed") and not hasattr(defaults["macql"], "lambda_mode")
+    cfg = load_experiment(None, ["config.cql_alpha=0.5", "config.lambda_mode=uniform", "config.sample_sources=uniform"], algo="cfcql").config
+    assert (cfg.cql_alpha, cfg.lambda_mode, cfg.sample_sources) == (0.5, "uniform", "uniform")
+
+
+def test_configs_saved_before_the_td_base_still_load(tmp_path):
+    """A run folder's config.yaml from when the baselines carried CFCQL's unused fields loads (with a warning);
+    a misspelt key is still an error."""
+    from rlcf.config import load_experiment
+
+    old = {"algo": "matd3bc", "config": {"cql_alpha": 0.0, "lambda_mode": "uniform", "mixer_embed": 32, "bc_alpha": 2.0, "actor_every": 2}}
+    with pytest.warns(UserWarning, match=r"config.cql_alpha, config.lambda_mode, config.mixer_embed"):
+        exp = load_experiment(old)
+    assert exp.config.bc_alpha == 2.0 and not hasattr(exp.config, "cql_alpha")
+    with pytest.warns(UserWarning, match="config.lambda_mode"):
+        assert load_experiment({"algo": "macql", "config": {"lambda_mode": "uniform", "joint_samples": 7}}).config.joint_samples == 7
+    with pytest.raises(ConfigError, match="config.bc_alpah"):
+        load_experiment({"algo": "matd3bc", "config": {"bc_alpah": 1.0}})
+    with pytest.raises(ConfigError, match="config.cql_alpha"):  # CFCQL's fields are never retired for CFCQL
+        load_experiment(None, ["config.cql_alpha=-1"], algo="cfcql")
