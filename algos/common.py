@@ -217,6 +217,10 @@ class OfflineMARLAlgorithm(StepAlgorithm):
         from rlcf.errors import ConfigError
 
         super().__init__(config, run_config, device)
+        if torch.device(device).type == "cpu":
+            from rlcf.device import keep_freed_cpu_memory
+
+            keep_freed_cpu_memory()  # reuse freed activation blocks instead of page-faulting them in every step
         self.data = load_marl_dataset(config.dataset, device=device)
         self.discrete = self.data.action_type == "discrete"
         if self.discrete_only is not None and self.discrete != self.discrete_only:

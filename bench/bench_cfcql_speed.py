@@ -15,6 +15,13 @@ script (not the reference's files) makes ``Tensor.cuda`` a no-op while the refer
 MATD3CC from a minimal stand-in for the particle env (only the spaces' shapes are read). The reference reuses one
 fixed random batch (no sampling cost); rlcf samples from its dataset each step, so the comparison favours the
 reference slightly.
+
+Allocator: rlcf's offline-MARL algorithms keep freed CPU memory for reuse (``rlcf.device.keep_freed_cpu_memory``)
+instead of page-faulting their activations in every step. Each timed block runs under its arm's own setting:
+rlcf's arms with it, the reference and the ``--before`` arm (rlcf with glibc's default thresholds, i.e. rlcf
+before the change) without it, so every arm runs as it would on its own.
+
+    python bench/bench_cfcql_speed.py --threads 1 --before --no-compile      # rlcf before/after, side by side
 """
 
 from __future__ import annotations
@@ -119,6 +126,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3, help="alternating timed blocks per implementation")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the config.compile=true arms")
+    parser.add_argument("--before", action="store_true", help="add rlcf arms under glibc's default malloc thresholds")
     parser.add_argument("--out", default="runs/bench_cfcql_speed")
     args = parser.parse_args()
 
@@ -128,6 +136,7 @@ def main() -> None:
     os.environ.setdefault("MINARI_DATASETS_PATH", str((Path(args.out) / "datasets").resolve()))
     from rlcf.data.collect import collect_dataset
     from rlcf.data.marl import dataset_id_for, dataset_path
+    from rlcf.device import keep_freed_cpu_memory
 
     dataset_id = dataset_id_for("mpe-simple_spread", "medium")
     if not dataset_path(dataset_id).exists():
@@ -142,13 +151,21 @@ def main() -> None:
         if args.compile:
             steppers["rlcf cfcql compiled (uniform λ)"] = rlcf_stepper(batch, "uniform", dataset_id, compile=True)
             steppers["rlcf cfcql compiled (softmax λ)"] = rlcf_stepper(batch, "softmax", dataset_id, compile=True)
+        keeps = dict.fromkeys(steppers, True)
+        if args.before:
+            for lam in ("uniform", "softmax"):
+                name = f"rlcf cfcql before, glibc malloc ({lam} λ)"
+                steppers[name], keeps[name] = rlcf_stepper(batch, lam, dataset_id), False
         if args.reference:
-            steppers["reference MATD3CC (uniform λ)"] = reference_stepper(args.reference.resolve(), batch)
-        for step in steppers.values():  # warm-up (compiles the compiled arms' critic and actor losses)
+            name = "reference MATD3CC (uniform λ)"
+            steppers[name], keeps[name] = reference_stepper(args.reference.resolve(), batch), False
+        for name, step in steppers.items():  # warm-up (compiles the compiled arms' critic and actor losses)
+            keep_freed_cpu_memory(keeps[name])
             timed(step, 2 * CA_RATIO)
         rates: dict[str, list[float]] = {name: [] for name in steppers}
         for _ in range(args.blocks):  # alternate so that load changes hit every implementation alike
             for name, step in steppers.items():
+                keep_freed_cpu_memory(keeps[name])
                 rates[name].append(timed(step, args.updates))
         for name, r in rates.items():
             rows.append((batch, name, sorted(r)[len(r) // 2]))
@@ -156,11 +173,11 @@ def main() -> None:
 
     print(f"\nCritic gradient updates per second (median of {args.blocks} alternating blocks of {args.updates}), "
           f"{args.threads} threads, hidden 64, 3 agents x 5-d actions, 10 uniform samples/agent, 1 actor step per 5")
-    print(f"{'batch':>6}  {'implementation':34s} {'updates/s':>10}  {'vs reference':>12}")
+    print(f"{'batch':>6}  {'implementation':44s} {'updates/s':>10}  {'vs reference':>12}")
     for batch, name, rate in rows:
         ref = next((r for b, n, r in rows if b == batch and n.startswith("reference")), None)
         ratio = f"{rate / ref:11.2f}x" if ref else "           -"
-        print(f"{batch:>6}  {name:34s} {rate:10.2f}  {ratio}")
+        print(f"{batch:>6}  {name:44s} {rate:10.2f}  {ratio}")
 
 
 if __name__ == "__main__":
