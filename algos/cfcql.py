@@ -128,7 +128,10 @@ class CFCQLConfig(QMixTDConfig):
     """CFCQL hyperparameters: the conservative TD ones plus λ; defaults are the reference code's MPE settings unless noted."""
 
     lambda_mode: Literal["uniform", "softmax", "argmax"] = option(
-        "softmax", "How λ_i combines the per-agent terms: uniform (τ=0), softmax over divergences, or argmax."
+        "uniform",
+        "How λ_i combines the per-agent terms: uniform (τ=0; the reference's default), softmax over divergences, or "
+        "argmax. Uniform by default: the softmax over rlcf's Gaussian behaviour model is nearly one-hot on expert data "
+        "(mean top weight 0.78–0.91) and has not measurably won on any rlcf dataset.",
     )
     lambda_temperature: float = option(1.0, "τ of the λ softmax (reference: per dataset; 0 = uniform).")
     behaviour_lr: float = option(1e-3, "Learning rate of the behaviour model used for λ.")

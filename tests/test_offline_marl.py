@@ -141,7 +141,7 @@ def test_td_methods_keep_their_settings_and_defaults():
     cql = {"cql_alpha": 5.0, "num_sampled_actions": 10, "sample_sources": "uniform+policy", "policy_sample_noise": 0.2,
            "lse_temperature": 1.0, "action_reg": 1e-3, "target_update_every": 25, "actor_every": 5}
     expected = {
-        "cfcql": {**td, **cql, "lambda_mode": "softmax", "lambda_temperature": 1.0, "behaviour_lr": 1e-3, "mixer_embed": 32},
+        "cfcql": {**td, **cql, "lambda_mode": "uniform", "lambda_temperature": 1.0, "behaviour_lr": 1e-3, "mixer_embed": 32},
         "macql": {**td, **cql, "joint_samples": 100, "mixer_embed": 32, "hypernet_embed": 64},
         "icql": {**td, **cql},
         "matd3bc": {**td, "actor_every": 2, "bc_alpha": 2.5},
