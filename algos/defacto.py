@@ -10,7 +10,9 @@ function). The run has three stages, each resumable:
    random Qwen2/Llama model) in the run folder; any other value is a hub id or a local folder;
 2. SFT (the paper's cold start) with TRL's ``SFTTrainer`` on mostly ``pos``/``random`` examples plus a small
    share (``sft_abstain_share``) of abstentions on ``neg``, so that the model answers fluently but usually
-   hallucinates when the evidence is masked; skipped with ``sft_epochs: 0``;
+   hallucinates when the evidence is masked; skipped with ``sft_epochs: 0``. ``sft_answer_weight`` weights the
+   answer value's loss (the one completion token that needs the document) so that a tiny model learns to read;
+   the abstention rows stay unweighted (``sft_weight_abstentions``);
 3. GRPO on the three variants (``variants``; ``[pos]`` with rewards ``[format, answer]`` is plain GRPO, the
    baseline), checkpointed by TRL every ``run.checkpoint_every`` steps.
 
@@ -58,7 +60,29 @@ class DeFactoConfig:
     sft_epochs: float = option(3.0, "SFT epochs (0 skips SFT: the model is used as given).")
     sft_lr: float = option(3e-3, "SFT learning rate (tiny model; use ~2e-5 for real models).")
     sft_batch_size: int = option(32, "SFT batch size.")
-    sft_abstain_share: float = option(0.03, "Share of 'neg' examples (with the abstention target) kept in SFT.")
+    sft_abstain_share: float = option(
+        0.05,
+        "Share of 'neg' examples (with the abstention target) kept in SFT: enough that GRPO's groups sample some "
+        "abstentions, few enough that SFT does not already abstain on most 'neg' inputs (session 15: 1.5% gave 0%, "
+        "5% gave 21% with the answer weighted).",
+    )
+    sft_answer_weight: float = option(
+        14.0,
+        "SFT loss weight of the answer value's tokens (between <answer> and </answer>) against 1 for every other "
+        "completion token, as a weighted token mean. The answer is the one token of ~14 that needs the document, so "
+        "at 1 a tiny model settles on the class prior; 14 makes it read (bench/results/defacto.md, session 15).",
+    )
+    sft_evidence_weight: float = option(
+        1.0,
+        "SFT loss weight of the cited fact numbers (between <evidence> and </evidence>), as sft_answer_weight: in "
+        "layout 'people' the fact number is where the asked name must be matched.",
+    )
+    sft_weight_abstentions: bool = option(
+        False,
+        "Weight the abstention rows' answer and evidence ('neg': 'unknown') by sft_answer_weight / "
+        "sft_evidence_weight too. Off: only answerable rows are weighted, so the few abstention rows do not make SFT "
+        "abstain on every 'neg' input (which would leave DeFacto GRPO nothing to show).",
+    )
     num_generations: int = option(8, "Completions per prompt (the GRPO group).")
     prompts_per_step: int = option(8, "Prompts per optimizer step (batch = prompts × generations completions).")
     max_completion_length: int = option(40, "Longest completion, in tokens.")
@@ -100,6 +124,8 @@ class DeFactoConfig:
             f"has {len(self.reward_weights or ())} weights for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one per reward",
         )
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
+        for name in ("sft_answer_weight", "sft_evidence_weight"):
+            require(getattr(self, name) > 0, name, f"must be > 0 (1 = plain token mean), got {getattr(self, name)}")
         require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
         require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
@@ -244,7 +270,9 @@ class DeFacto(Algorithm):
             sft_path = run.path / "sft_model"
             if not (sft_path / "config.json").exists():
                 args = sft_arguments(run.path / "sft_tmp", epochs=c.sft_epochs, lr=c.sft_lr, batch_size=c.sft_batch_size, seed=rc.seed, use_gpu=gpu)
-                run_sft(model_path, _sft_rows(c, c.data_seed), sft_path, args)
+                weights = {"answer": c.sft_answer_weight, "evidence": c.sft_evidence_weight}
+                run_sft(model_path, _sft_rows(c, c.data_seed), sft_path, args, tag_weights=weights,
+                        unweighted_contents=() if c.sft_weight_abstentions else (qa_config(c).abstain,))
             model_path = sft_path
         results: dict[str, Any] = {}
         model, tokenizer = load_for(c, model_path, device)

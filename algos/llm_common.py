@@ -28,6 +28,7 @@ __all__ = [
     "load_vlm",
     "run_sft",
     "sft_arguments",
+    "span_weights",
 ]
 
 TAGS = ("<evidence>", "</evidence>", "<bbox>", "</bbox>", "<think>", "</think>", "<answer>", "</answer>")
@@ -293,11 +294,87 @@ def sft_arguments(out_dir: str | Path, *, epochs: float, lr: float, batch_size: 
     )
 
 
-def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str | Path, args: Any, sampler: Any = None) -> Path:
+def span_weights(labels: Any, spans: Sequence[tuple[int, int, float]], skip: Sequence[Sequence[int]] = ()) -> Any:
+    """Per-token loss weights for (already shifted) ``labels``: for each ``(open_id, close_id, weight)`` of
+    ``spans``, ``weight`` on the labelled tokens strictly between the two tag ids (e.g. ``<answer>`` …
+    ``</answer>``); 1 on the other labelled tokens, 0 where the label is ignored (-100). A span whose tokens equal
+    one of ``skip`` (e.g. the abstention's) keeps weight 1."""
+    import torch
+
+    skipped = {tuple(int(t) for t in ids) for ids in skip}
+    weights = (labels != -100).to(torch.float32)
+    for open_id, close_id, weight in spans:
+        opened = (labels == open_id).long().cumsum(1)
+        closed = (labels == close_id).long().cumsum(1)
+        span = (opened > closed) & (labels != open_id) & (labels != -100)
+        for row in range(labels.shape[0]) if skipped else ():
+            if tuple(labels[row][span[row]].tolist()) in skipped:
+                span[row] = False
+        weights = torch.where(span, torch.full_like(weights, float(weight)), weights)
+    return weights
+
+
+def _span_weighted_trainer(base: Any, tag_weights: dict[str, float], skip_contents: Sequence[str]) -> Any:
+    """``base`` (an ``SFTTrainer`` class) with its loss replaced by the weighted token mean ``Σ w·nll / Σ w``
+    (:func:`span_weights`) per micro-batch, ``tag_weights`` giving the weight inside each tag (``{"answer": 14}`` →
+    ``<answer>`` … ``</answer>``). In the grounded-QA completion the answer value is the one token of ~14 that
+    needs the document; at weight 1 a tiny model settles on the class prior (``bench/results/defacto.md``,
+    session 15). Each tag must be a single token of the tokenizer (the tiny models' are)."""
+    import torch
+
+    class SpanWeightedSFTTrainer(base):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+            if not hasattr(self, "_rlcf_spans"):
+                from rlcf.errors import UsageError
+
+                tok = self.processing_class
+                for tag in (f"<{t}>" for t in tag_weights):
+                    if len(tok(tag, add_special_tokens=False)["input_ids"]) != 1:
+                        raise UsageError(
+                            f"SFT loss weighting finds the {tag} span by its token, but this tokenizer splits {tag!r} "
+                            "into several tokens; add the tags as tokens or leave the weights at 1"
+                        )
+                self._rlcf_spans = [
+                    (tok.convert_tokens_to_ids(f"<{t}>"), tok.convert_tokens_to_ids(f"</{t}>"), w) for t, w in tag_weights.items()
+                ]
+                self._rlcf_skip = [
+                    tok(f"<{t}>{c}</{t}>", add_special_tokens=False)["input_ids"][1:-1] for t in tag_weights for c in skip_contents
+                ]
+            labels = inputs["labels"][:, 1:]
+            outputs = model(**{k: v for k, v in inputs.items() if k not in ("labels", "use_cache")}, use_cache=False)
+            logits = outputs.logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+            w = span_weights(labels, self._rlcf_spans, self._rlcf_skip).to(nll.device)
+            loss = (w * nll).sum() / w.sum().clamp(min=1e-8)
+            with torch.no_grad():  # TRL's token accuracy, and that of the weighted tokens (the ones that need reading)
+                mode = "train" if model.training else "eval"
+                valid = labels != -100
+                correct = (logits.argmax(-1) == labels) & valid
+                spans = valid & (w != 1.0)
+                self._metrics[mode]["mean_token_accuracy"].append((correct.sum() / valid.sum().clamp(min=1)).item())
+                if spans.any():
+                    self._metrics[mode]["weighted_token_accuracy"].append((correct & spans).sum().item() / spans.sum().item())
+            return (loss, outputs) if return_outputs else loss
+
+    return SpanWeightedSFTTrainer
+
+
+def run_sft(
+    model_path: str | Path,
+    rows: Sequence[dict[str, Any]],
+    out_dir: str | Path,
+    args: Any,
+    sampler: Any = None,
+    tag_weights: dict[str, float] | None = None,
+    unweighted_contents: Sequence[str] = (),
+) -> Path:
     """SFT on ``prompt``/``completion`` rows (loss on the completion only); saves model + tokenizer to ``out_dir``.
 
     ``sampler`` (optional, a ``torch.utils.data.Sampler`` over ``rows``) replaces the trainer's shuffling, e.g.
-    DNA-Train's balanced real/counterfactual batches.
+    DNA-Train's balanced real/counterfactual batches. ``tag_weights`` (e.g. ``{"answer": 14.0}``) weights the loss
+    of the tokens inside each tag (``<answer>`` … ``</answer>``) by its factor, as a weighted token mean
+    (:func:`span_weights`), except a span whose text is one of ``unweighted_contents`` (e.g. the abstention);
+    without it (or with all weights 1) the loss is TRL's plain token mean.
     """
     from datasets import Dataset
     from trl import SFTTrainer
@@ -314,6 +391,8 @@ def run_sft(model_path: str | Path, rows: Sequence[dict[str, Any]], out_dir: str
                 return sampler
 
         cls = SampledSFTTrainer
+    if tag_weights and any(w != 1.0 for w in tag_weights.values()):
+        cls = _span_weighted_trainer(cls, dict(tag_weights), unweighted_contents)
     trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     trainer.train()
     out = Path(out_dir)

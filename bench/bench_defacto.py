@@ -5,12 +5,13 @@
    and grounding rewards, and (b) plain GRPO: positive examples only, format + answer rewards — same steps,
    batch and learning rate. Evaluates each on held-out documents per split.
 3. Prints answer accuracy and abstention per split (mean ± std over seeds) against the SFT model, and the
-   issue's targets: neg abstention ≥ 80%, pos accuracy within 5 points of SFT, random within 5 points of pos.
+   issue's targets: neg abstention ≥ 80%, pos accuracy at least SFT's − 3 points, random accuracy within 5 points
+   of pos with at most 10% abstention, plain GRPO not raising neg abstention.
 4. Overhead: GRPO step time of rlcf's trainer (guarded, weighted reward functions) against TRL's
    ``GRPOTrainer`` given the same reward functions unwrapped, on the same model and batch, in alternating
    blocks; prints the ratio.
 
-    python bench/bench_defacto.py --seeds 0,1,2 --steps 60
+    python bench/bench_defacto.py --seeds 0,1,2 --steps 100
 
 The defaults are the settings of ``configs/defacto/grounded_qa.yaml`` (``MEASURED``); ``--set key=value`` overrides
 them for every run (e.g. ``--set layout=people`` for the harder layout, ``--set model=<hub id>`` for a real model).
@@ -31,9 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-MEASURED = [  # configs/defacto/grounded_qa.yaml: the settings of bench/results/defacto.md, session 14
-    "layout=profile", "tiny.hidden_size=128", "tiny.layers=4", "tiny.intermediate_size=384", "sft_docs=3000", "sft_epochs=5",
-    "sft_lr=1e-3", "sft_abstain_share=0.015", "eval_docs=200", "learning_rate=2e-4", "beta=0.04",
+MEASURED = [  # configs/defacto/grounded_qa.yaml: the settings of bench/results/defacto.md, session 15
+    "layout=profile", "tiny.hidden_size=128", "tiny.layers=4", "tiny.intermediate_size=384", "sft_docs=3000", "sft_epochs=2",
+    "sft_lr=1e-3", "sft_answer_weight=14", "sft_abstain_share=0.05", "eval_docs=200", "learning_rate=2e-4", "beta=0.04",
 ]
 
 
@@ -109,7 +110,7 @@ def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=60, help="GRPO steps per arm")
+    parser.add_argument("--steps", type=int, default=100, help="GRPO steps per arm")
     parser.add_argument("--out", default="runs/bench_defacto")
     parser.add_argument("--overhead-steps", type=int, default=3)
     parser.add_argument("--overhead-blocks", type=int, default=3)
@@ -147,8 +148,9 @@ def main() -> None:
     d = results["defacto"]
     checks = {
         "DeFacto neg abstention >= 80%": np.mean([r["neg"]["abstention"] for r in d]) >= 0.8,
-        "DeFacto pos accuracy within 5 points of SFT": abs(np.mean([r["pos"]["accuracy"] for r in d]) - before["pos"]["accuracy"]) <= 0.05,
+        "DeFacto pos accuracy >= SFT's - 3 points": np.mean([r["pos"]["accuracy"] for r in d]) >= before["pos"]["accuracy"] - 0.03,
         "DeFacto random accuracy within 5 points of its pos": abs(np.mean([r["random"]["accuracy"] - r["pos"]["accuracy"] for r in d])) <= 0.05,
+        "DeFacto random abstention <= 10%": np.mean([r["random"]["abstention"] for r in d]) <= 0.1,
         "plain GRPO does not raise neg abstention": np.mean([r["neg"]["abstention"] for r in results["grpo"]]) <= before["neg"]["abstention"] + 0.05,
     }
     for text, ok in checks.items():

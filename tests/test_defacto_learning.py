@@ -1,8 +1,10 @@
 """DeFacto's learning claim, short version (``bench/bench_defacto.py`` is the full comparison).
 
 From one SFT checkpoint and the same GRPO budget: DeFacto GRPO (pos / neg / random variants, format + answer +
-grounding rewards) raises abstention on held-out counterfactual (``neg``) inputs and keeps answering when only an
-irrelevant fact is masked (``random``); plain GRPO (positive examples, format + answer) does not raise abstention.
+grounding rewards) raises abstention on held-out counterfactual (``neg``) inputs and keeps answering, and answering
+right, when nothing or only an irrelevant fact is masked (``pos``, ``random``); plain GRPO (positive examples,
+format + answer) does not raise abstention. The SFT model reads the document (its answer-weighted loss,
+``sft_answer_weight``), so "answering right" means copying the asked value, not guessing the class prior.
 Real parts: the embedded grounded-QA task (profile layout), a tiny Qwen2 model built from a config, TRL's
 ``SFTTrainer`` and ``GRPOTrainer`` on CPU.
 """
@@ -22,13 +24,14 @@ SMALL = [
     "config.num_generations=8",
     "config.prompts_per_step=8",
 ]
-# The SFT and GRPO settings of configs/defacto/grounded_qa.yaml (the bench), on fewer evaluation documents.
-SFT = ["config.sft_docs=3000", "config.sft_epochs=5", "config.sft_lr=1e-3", "config.sft_abstain_share=0.015"]
-GRPO_STEPS = 60
+# The SFT and GRPO settings of configs/defacto/grounded_qa.yaml (the bench), on fewer evaluation documents: the
+# answer value's loss weighted x14 so that SFT reads the document, 5% abstention rows (unweighted).
+SFT = ["config.sft_docs=3000", "config.sft_epochs=2", "config.sft_lr=1e-3", "config.sft_answer_weight=14", "config.sft_abstain_share=0.05"]
+GRPO_STEPS = 100
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # about 10 min on 2 cores: 960 SFT steps, 2 x 60 GRPO steps, 5 evaluations
+@pytest.mark.timeout(2400)  # about 9 min on 2 cores: 390 SFT steps, 2 x 100 GRPO steps, 5 evaluations
 def test_defacto_grpo_teaches_abstention_where_plain_grpo_does_not(tmp_path):
     base = [f"run.out_dir={tmp_path}", "run.log_every=10", *SMALL]
     sft_run, _ = train(None, [*base, "run.name=sft", "run.total_steps=1", "run.checkpoint_every=1", *SFT], algo="defacto")
@@ -49,13 +52,14 @@ def test_defacto_grpo_teaches_abstention_where_plain_grpo_does_not(tmp_path):
     d, g = arms["defacto"], arms["grpo"]
     summary = {k: {s: (round(v[s].accuracy, 3), round(v[s].abstention, 3)) for s in v} for k, v in {"sft": sft, **arms}.items()}
     print(summary)
+    # The SFT model reads: it copies the asked value from the document (the class prior would give about 12%).
+    assert sft["pos"].accuracy >= 0.9, summary
     # DeFacto raises abstention on masked evidence to the issue's 80%, well above plain GRPO ...
     assert d["neg"].abstention >= 0.8, summary
     assert d["neg"].abstention >= g["neg"].abstention + 0.5, summary
-    # ... while still answering where the evidence is intact (only an irrelevant fact masked, or nothing) ...
-    assert d["random"].abstention <= 0.25 and d["pos"].abstention <= 0.1, summary
-    assert d["neg"].abstention - d["random"].abstention >= 0.6, summary
-    # ... and without losing answer accuracy against the SFT model.
-    assert d["pos"].accuracy >= sft["pos"].accuracy - 0.1, summary
+    # ... keeps answering, and answering right, where the evidence is intact (nothing or an irrelevant fact masked) ...
+    assert d["pos"].accuracy >= sft["pos"].accuracy - 0.05 and d["pos"].abstention <= 0.05, summary
+    assert d["random"].abstention <= 0.1, summary
+    assert d["random"].accuracy >= d["pos"].accuracy - 0.1, summary
     # Plain GRPO, which never sees a masked input, does not raise abstention.
     assert g["neg"].abstention <= sft["neg"].abstention + 0.1, summary

@@ -101,3 +101,61 @@ def test_tiny_model_loads_with_the_tokenizer_it_was_built_with(tmp_path):
     tokenizer.save_pretrained(tmp_path / "again")  # the mark survives a re-save (SFT and GRPO save the tokenizer)
     again = load_tokenizer(tmp_path / "again")
     assert again(pos["prompt"])["input_ids"] == tokenizer(pos["prompt"])["input_ids"]
+
+
+def test_sft_answer_weight_is_the_weighted_token_mean(tmp_path):
+    """``run_sft(tag_weights={"answer": w})``: the loss is Σ w_t·nll_t / Σ w_t over the completion tokens, w_t = w on
+    the answer value (between ``<answer>`` and ``</answer>``) of answerable rows, 1 elsewhere and on the abstention's
+    answer; with w = 1 it is TRL's own token mean. Real tiny model and TRL batch, loss computed by hand from the logits."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from rlcf.algos.llm_common import TinyLMConfig, _span_weighted_trainer, build_tiny_lm, load_model, sft_arguments
+    from rlcf.envs.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
+
+    rows = grounded_qa_rows("train", 30, config=GroundedQAConfig(layout="profile", two_fact_share=0))
+    corpus = [r["prompt"] + completion_for(r) for r in rows]
+    path = build_tiny_lm(tmp_path / "m", corpus, TinyLMConfig(hidden_size=32, layers=1, intermediate_size=64, prefix_space=True))
+    batch_rows = rows[:6]  # pos, neg, random of two documents: one abstention row per document
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": completion_for(r)} for r in batch_rows])
+    args = sft_arguments(tmp_path / "out", epochs=1, lr=1e-3, batch_size=6, seed=0, use_gpu=False)
+
+    def loss_of(cls):
+        model, tokenizer = load_model(path)
+        trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+        inputs = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        with torch.no_grad():
+            return trainer.compute_loss(trainer.model, dict(inputs)).item(), trainer.model, tokenizer, inputs
+
+    weight = 14.0
+    weighted, model, tokenizer, inputs = loss_of(_span_weighted_trainer(SFTTrainer, {"answer": weight}, ("unknown",)))
+    plain, *_ = loss_of(SFTTrainer)
+    same, *_ = loss_of(_span_weighted_trainer(SFTTrainer, {"answer": 1.0, "evidence": 1.0}, ()))
+    assert same == pytest.approx(plain, rel=1e-5)  # at weight 1 the override is TRL's loss
+
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits.float(), -1)
+    open_id, close_id = tokenizer.convert_tokens_to_ids("<answer>"), tokenizer.convert_tokens_to_ids("</answer>")
+    total = norm = 0.0
+    answer_tokens = abstentions = 0
+    for b, labels in enumerate(inputs["labels"].tolist()):
+        completion = [t for t in range(1, len(labels)) if labels[t] != -100]
+        start, end = labels.index(open_id), labels.index(close_id)
+        answer = tokenizer.decode(labels[start + 1 : end]).strip()
+        abstentions += answer == "unknown"
+        for t in completion:
+            w = weight if start < t < end and answer != "unknown" else 1.0
+            answer_tokens += w == weight
+            total += -w * logp[b, t - 1, labels[t]].item()
+            norm += w
+    assert abstentions == 2 and answer_tokens == 4  # two abstention rows stay unweighted; one token per answer
+    assert weighted == pytest.approx(total / norm, rel=1e-5)
+    assert weighted != pytest.approx(plain, rel=1e-3)
+
+
+def test_sft_answer_weight_is_validated():
+    with pytest.raises(ConfigError, match="sft_answer_weight.*must be > 0"):
+        load_experiment(None, ["config.sft_answer_weight=0"], algo="defacto")
+    with pytest.raises(ConfigError, match="sft_evidence_weight.*must be > 0"):
+        load_experiment(None, ["config.sft_evidence_weight=-1"], algo="defacto")
