@@ -188,8 +188,9 @@ def test_cpu_training_reuses_freed_activation_memory():
             x = x + 1.0
         return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
 
+    # No assertion on glibc's default here: its dynamic mmap threshold adapts to what the process freed before
+    # (earlier tests), so the default's fault count depends on test order (bench/results/cfcql_speed.md measures it).
     try:
-        assert min(faults_per_step() for _ in range(3)) > 1000  # glibc's default: every block is mapped and faulted in anew
         assert keep_freed_cpu_memory(True)
         assert min(faults_per_step() for _ in range(3)) < 100  # (the first call grows the heap to the working set)
     finally:
