@@ -260,6 +260,12 @@ def _torchrun_main(argv: list[str]) -> int:
     final = algos.get(run.experiment.algo).fit(run.experiment, run, resume=args.resume)
     if is_lead():
         atomic_write_text(Path(args.run_path) / "final_metrics.json", json.dumps(final, default=float))
+    # Tear the process group down before the interpreter exits: left to exit, a worker's gloo threads can still be
+    # running when their C++ objects are destroyed ("terminate called without an active exception", exit -6),
+    # failing a run whose work is done.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return 0
 
 
