@@ -33,7 +33,7 @@ from rlcf.envs.policies import BehaviourPolicy
 from rlcf.errors import UsageError
 from rlcf.registry import policies
 
-__all__ = ["FittedPolicy", "fitted_tiers", "load_snapshots", "snapshots_path"]
+__all__ = ["FittedPolicy", "fitted_forces", "fitted_tiers", "load_snapshots", "snapshots_path"]
 
 BEHAVIOURS_DIR = Path(__file__).resolve().parent / "behaviours"
 
@@ -78,6 +78,18 @@ def _mlp(params: Sequence[np.ndarray], obs: np.ndarray) -> np.ndarray:
     return np.tanh(h)
 
 
+def fitted_forces(params: Sequence[np.ndarray], obs_mean: np.ndarray, obs_std: np.ndarray,
+                  observations: Mapping[str, np.ndarray], noise: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Forces in [-1, 1]² of a fitted snapshot for ``observations`` (standardised inputs, Gaussian noise, clipped)."""
+    names = list(observations)
+    obs = np.stack([np.asarray(observations[a], dtype=np.float64) for a in names])
+    force = _mlp(params, (obs - obs_mean) / obs_std)
+    if noise > 0:
+        force = force + rng.normal(0.0, noise, size=force.shape)
+    force = np.clip(force, -1.0, 1.0).astype(np.float32)
+    return {a: force[i] for i, a in enumerate(names)}
+
+
 @policies.register("fitted", help="an MLP snapshot fitted to the scripted expert (OMAR-style tiers); stage=…, noise=…")
 class FittedPolicy(BehaviourPolicy):
     """A fitted MLP snapshot acting with Gaussian exploration noise.
@@ -106,13 +118,7 @@ class FittedPolicy(BehaviourPolicy):
         self.obs_std = np.asarray(info["obs_std"], dtype=np.float64)
 
     def act(self, observations: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        names = list(observations)
-        obs = np.stack([np.asarray(observations[a], dtype=np.float64) for a in names])
-        force = _mlp(self.params, (obs - self.obs_mean) / self.obs_std)
-        if self.noise > 0:
-            force = force + self.rng.normal(0.0, self.noise, size=force.shape)
-        force = np.clip(force, -1.0, 1.0).astype(np.float32)
-        return {a: force[i] for i, a in enumerate(names)}
+        return fitted_forces(self.params, self.obs_mean, self.obs_std, observations, self.noise, self.rng)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "stage": self.stage, "noise": self.noise, "snapshots": self.source}

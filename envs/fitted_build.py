@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcf.envs.fitted import _CACHE, _mlp, snapshots_path
+from rlcf.envs.fitted import _CACHE, fitted_forces, snapshots_path
 from rlcf.errors import UsageError
 
 __all__ = ["build_fitted_behaviours"]
@@ -103,16 +103,8 @@ def build_fitted_behaviours(
         return out_
 
     def policy_fn(p: list[np.ndarray], noise: float, rng: np.random.Generator) -> Any:
-        def act(o: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            names = list(o)
-            x = (np.stack([np.asarray(o[a], dtype=np.float64) for a in names]) - mean) / std
-            f = _mlp([q.astype(np.float64) for q in p], x)
-            if noise > 0:
-                f = f + rng.normal(0.0, noise, size=f.shape)
-            f = np.clip(f, -1.0, 1.0)
-            return {a: f[i] for i, a in enumerate(names)}
-
-        return act
+        weights = [q.astype(np.float64) for q in p]
+        return lambda o: fitted_forces(weights, mean, std, o, noise, rng)
 
     def score(p: list[np.ndarray]) -> float:
         _, _, ret = _rollouts(spec, policy_fn(p, eval_noise, np.random.default_rng(seed + 7)), None, eval_episodes, seed=10_000_019)
