@@ -186,6 +186,9 @@ def write_marl_dataset(
             # No gymnasium EnvSpec exists for a PettingZoo env; the rlcf block records the env instead.
             warnings.filterwarnings("ignore", message=".*env_spec is None.*")
             warnings.filterwarnings("ignore", message=".*eval_env.*")
+            # Nor are author / permalink asked of the user; the rlcf block (env, behaviour, seeds, checksums) is the
+            # dataset's provenance. Left on, Minari repeats these three warnings for every dataset written.
+            warnings.filterwarnings("ignore", message=r".*`(code_permalink|author|author_email)` is set to None.*")
             ds = minari.create_dataset_from_buffers(
                 dataset_id,
                 [_to_buffer(ep) for ep in episodes],
