@@ -83,7 +83,12 @@ class DeFactoConfig:
         "sft_evidence_weight too. Off: only answerable rows are weighted, so the few abstention rows do not make SFT "
         "abstain on every 'neg' input (which would leave DeFacto GRPO nothing to show).",
     )
-    num_generations: int = option(8, "Completions per prompt (the GRPO group).")
+    num_generations: int = option(
+        16,
+        "Completions per prompt (the GRPO group). A group learns only if its completions differ in reward: with 8 the "
+        "tiny model's few sampled abstentions on 'neg' were missed and some seeds never learned to abstain "
+        "(bench/results/defacto.md, session 16).",
+    )
     prompts_per_step: int = option(8, "Prompts per optimizer step (batch = prompts × generations completions).")
     max_completion_length: int = option(40, "Longest completion, in tokens.")
     temperature: float = option(1.0, "Sampling temperature of the rollouts.")
