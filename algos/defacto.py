@@ -85,9 +85,10 @@ class DeFactoConfig:
     )
     num_generations: int = option(
         16,
-        "Completions per prompt (the GRPO group). A group learns only if its completions differ in reward: with 8 the "
-        "tiny model's few sampled abstentions on 'neg' were missed and some seeds never learned to abstain "
-        "(bench/results/defacto.md, session 16).",
+        "Completions per prompt (the GRPO group). A group learns only if its completions differ in reward; with 8 "
+        "prompts x 8 completions per step the tiny model's few sampled abstentions on 'neg' were too rare and a seed "
+        "could stall at 0% 'neg' abstention. 8 x 16 (128 completions a step) did not stall on the validation seeds; "
+        "16 x 8 did as well on one, so the gain is the rollouts per step (bench/results/defacto.md, session 16).",
     )
     prompts_per_step: int = option(8, "Prompts per optimizer step (batch = prompts × generations completions).")
     max_completion_length: int = option(40, "Longest completion, in tokens.")
