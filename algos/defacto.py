@@ -83,13 +83,7 @@ class DeFactoConfig:
         "sft_evidence_weight too. Off: only answerable rows are weighted, so the few abstention rows do not make SFT "
         "abstain on every 'neg' input (which would leave DeFacto GRPO nothing to show).",
     )
-    num_generations: int = option(
-        16,
-        "Completions per prompt (the GRPO group). A group learns only if its completions differ in reward; with 8 "
-        "prompts x 8 completions per step the tiny model's few sampled abstentions on 'neg' were too rare and a seed "
-        "could stall at 0% 'neg' abstention. 8 x 16 (128 completions a step) did not stall on the validation seeds; "
-        "16 x 8 did as well on one, so the gain is the rollouts per step (bench/results/defacto.md, session 16).",
-    )
+    num_generations: int = option(8, "Completions per prompt (the GRPO group).")
     prompts_per_step: int = option(8, "Prompts per optimizer step (batch = prompts × generations completions).")
     max_completion_length: int = option(40, "Longest completion, in tokens.")
     temperature: float = option(1.0, "Sampling temperature of the rollouts.")

@@ -21,7 +21,7 @@ SMALL = [
     "config.tiny.layers=4",
     "config.tiny.intermediate_size=384",
     "config.eval_docs=80",
-    "config.num_generations=16",
+    "config.num_generations=8",
     "config.prompts_per_step=8",
 ]
 # The SFT and GRPO settings of configs/defacto/grounded_qa.yaml (the bench), on fewer evaluation documents: the
