@@ -341,7 +341,10 @@ class DNATrainConfig:
     """DNA-Train on the embedded paired grounded-QA task (or any model id / folder)."""
 
     model: str = option("tiny", "'tiny' builds the embedded tiny LM; otherwise a Hugging Face model id or a local folder.")
-    tiny: TinyLMConfig = field(default_factory=TinyLMConfig, metadata={"help": "Shape of the embedded tiny model."})
+    tiny: TinyLMConfig = field(
+        default_factory=lambda: TinyLMConfig(hidden_size=128, layers=4, intermediate_size=384, prefix_space=True),
+        metadata={"help": "Shape of the embedded tiny model."},
+    )
     data: str = option(
         "embedded",
         "'embedded' (the paired grounded-QA task) or a dataset id / local folder for datasets.load_dataset with columns "
@@ -352,14 +355,24 @@ class DNATrainConfig:
     train_pairs: int = option(400, "Pairs for the RL stage.")
     eval_pairs: int = option(60, "Held-out pairs for evaluation (documents never in training).")
     data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
-    facts_per_doc: int = option(3, "Facts per document (one is the evidence).")
+    layout: str = option(
+        "profile",
+        "Embedded task: 'profile' (one person's attributes in a fixed order; the tiny model learns to read it) or "
+        "'people' (facts about several people: reading needs name matching, for real models).",
+    )
+    facts_per_doc: int = option(4, "Facts per document (one is the evidence; at most 4 with layout 'profile').")
     num_options: int = option(4, "Options per question (shared by both sides of a pair).")
     usual_share: float = option(0.9, "Share of real documents whose evidence follows the person's usual value (the tempting prior).")
     sft_data: str = option("paired", "SFT data: paired (balanced real/cf batches) or real (real rows only, as many rows: the data ablation).")
     sft_pairs: int = option(1500, "Pairs for SFT (real-only SFT draws twice as many real documents).")
     sft_epochs: float = option(3.0, "SFT epochs (0 skips SFT: the model is used as given).")
-    sft_lr: float = option(3e-3, "SFT learning rate (tiny model; use ~1e-6 to 2e-5 for real models).")
+    sft_lr: float = option(1e-3, "SFT learning rate (tiny model; use ~1e-6 to 2e-5 for real models).")
     sft_batch_size: int = option(32, "SFT batch size (even: half real, half cf).")
+    sft_answer_weight: float = option(
+        14.0,
+        "SFT loss weight of the answer tokens (between <answer> and </answer>) against 1 for the rest of the "
+        "completion: the answer is the one token that needs the document (as DeFacto's sft_answer_weight).",
+    )
     rewards: tuple[str, ...] = option(("think_answer_format", "choice"), "Reward functions by name (the paper: r_f + r_c).")
     reward_weights: tuple[float, ...] | None = option(None, "One weight per reward (default all 1).")
     advantage: str = option("pair_l1", "Advantage normalization: pair_l1 (DNA), group (GRPO/DAPO baseline) or none (r - mean).")
@@ -395,13 +408,22 @@ class DNATrainConfig:
         require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         require(self.epsilon_high >= self.epsilon, "epsilon_high", f"must be >= epsilon ({self.epsilon}), got {self.epsilon_high}")
         require(self.facts_per_doc >= 2, "facts_per_doc", f"must be >= 2, got {self.facts_per_doc}")
+        require(self.layout in ("people", "profile"), "layout", f"must be people or profile, got {self.layout!r}")
+        require(
+            self.layout == "people" or self.facts_per_doc <= 4,
+            "facts_per_doc",
+            f"must be in [2, 4] with layout 'profile' (one fact per attribute), got {self.facts_per_doc}",
+        )
+        require(self.sft_answer_weight > 0, "sft_answer_weight", f"must be > 0, got {self.sft_answer_weight}")
         require(0.0 <= self.usual_share <= 1.0, "usual_share", f"must be in [0, 1], got {self.usual_share}")
 
 
 def _task(config: DNATrainConfig) -> Any:
     from rlcf.envs.grounded_pairs import GroundedPairsConfig
 
-    return GroundedPairsConfig(facts_per_doc=config.facts_per_doc, num_options=config.num_options, usual_share=config.usual_share)
+    return GroundedPairsConfig(
+        facts_per_doc=config.facts_per_doc, num_options=config.num_options, usual_share=config.usual_share, layout=config.layout
+    )
 
 
 def load_user_pairs(config: DNATrainConfig, split: str) -> list[dict[str, Any]]:
@@ -504,7 +526,7 @@ class DNATrain(Algorithm):
             if not (sft_path / "config.json").exists():
                 rows = sft_rows
                 args = sft_arguments(run.path / "sft_tmp", epochs=c.sft_epochs, lr=c.sft_lr, batch_size=c.sft_batch_size, seed=rc.seed, use_gpu=gpu)
-                run_sft(model_path, rows, sft_path, args, sampler=sampler)
+                run_sft(model_path, rows, sft_path, args, sampler=sampler, tag_weights={"answer": c.sft_answer_weight})
             model_path = sft_path
         results: dict[str, Any] = {}
         model, tokenizer = load_model(model_path, device)

@@ -7,6 +7,13 @@ value — the correct option changes, the question and the options do not (a vid
 miniature). A model trained on real documents alone can answer from the prior without reading; on the edit it
 answers the unedited, tempting option.
 
+``layout`` chooses how a document reads, as in :mod:`rlcf.envs.grounded_qa`. ``people`` (above) mixes facts about
+several people, so reading means matching the asked name against every fact (content-based recall, which a
+from-scratch tiny model does not learn on 2 CPU cores). ``profile`` lists one person's attributes in the fixed
+order of ``ATTRIBUTES``; the question asks one attribute, whose line follows the person's usual value in a share
+``usual_share`` of real documents (the other lines are drawn uniformly), and the counterfactual edits that line. Reading is then positional (the tiny model
+learns it), while the prior still answers every real row it follows and none of the edits.
+
 Multiple choice with shared options, as in the paper: the prompt lists the options, the completion is
 ``<think>fact k says so.</think><answer>value</answer>``. Rows carry ``pair_id``, ``side`` (``real`` | ``cf``),
 ``question``, ``options``, ``solution``, ``evidence`` (the fact number), ``document`` and ``prompt``. Train and
@@ -21,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcf.envs.grounded_qa import ATTRIBUTES, NAMES, SPLIT_SEEDS
+from rlcf.envs.grounded_qa import ATTRIBUTES, LAYOUTS, NAMES, SPLIT_SEEDS
 from rlcf.envs.variants import render_segments
 
 __all__ = ["GroundedPairsConfig", "completion_for", "grounded_pair_rows", "prompt_for", "usual_value"]
@@ -34,10 +41,18 @@ class GroundedPairsConfig:
     facts_per_doc: int = 3
     num_options: int = 4
     usual_share: float = 0.9  # real documents whose asked fact follows the person's usual value
+    layout: str = "people"  # "people": facts about several people, shuffled; "profile": one person's attributes in order
 
     def __post_init__(self) -> None:
         from rlcf.errors import UsageError
 
+        if self.layout not in LAYOUTS:
+            raise UsageError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "profile" and not 2 <= self.facts_per_doc <= len(ATTRIBUTES):
+            raise UsageError(
+                f"facts_per_doc must be in [2, {len(ATTRIBUTES)}] with layout 'profile' (one fact per attribute: {', '.join(ATTRIBUTES)}), "
+                f"got {self.facts_per_doc}"
+            )
         if self.facts_per_doc < 2:
             raise UsageError(f"facts_per_doc must be >= 2 (the evidence and a distractor), got {self.facts_per_doc}")
         smallest = min(len(v) for v in ATTRIBUTES.values())
@@ -62,7 +77,34 @@ def completion_for(row: dict[str, Any]) -> str:
     return f"<think>fact {cited} says so.</think><answer>{row['solution']}</answer>"
 
 
+def _options(rng: np.random.Generator, cfg: GroundedPairsConfig, values: tuple[str, ...], real_value: str, edit: str) -> list[str]:
+    distractor_values = [v for v in values if v not in (real_value, edit)]
+    options = [real_value, edit, *rng.choice(distractor_values, size=cfg.num_options - 2, replace=False).tolist()]
+    return [str(options[i]) for i in rng.permutation(len(options))]
+
+
+def _profile_pair(rng: np.random.Generator, cfg: GroundedPairsConfig) -> tuple[list[str], list[str], str, list[str], str, str, int]:
+    """One person's attributes in the fixed order; the asked line follows the usual value in ``usual_share`` of
+    real documents, the other lines are drawn uniformly (so documents do not repeat)."""
+    name = str(rng.choice(NAMES))
+    attrs = list(ATTRIBUTES)[: cfg.facts_per_doc]
+    asked = int(rng.integers(len(attrs)))
+    attribute = attrs[asked]
+    usual = usual_value(name, attribute)
+    values = [str(rng.choice(ATTRIBUTES[a])) for a in attrs]
+    values[asked] = usual if rng.random() < cfg.usual_share else str(rng.choice([v for v in ATTRIBUTES[attribute] if v != usual]))
+    real_value = values[asked]
+    edit = str(rng.choice([v for v in ATTRIBUTES[attribute] if v != real_value]))
+    real = [f"{name}'s {a} is {v}." for a, v in zip(attrs, values)]
+    cf = list(real)
+    cf[asked] = f"{name}'s {attribute} is {edit}."
+    options = _options(rng, cfg, ATTRIBUTES[attribute], real_value, edit)
+    return real, cf, f"what is {name}'s {attribute}?", options, real_value, edit, asked + 1
+
+
 def _pair(rng: np.random.Generator, cfg: GroundedPairsConfig) -> tuple[list[str], list[str], str, list[str], str, str, int]:
+    if cfg.layout == "profile":
+        return _profile_pair(rng, cfg)
     attrs = list(ATTRIBUTES)
     name = str(rng.choice(NAMES))
     attribute = str(rng.choice(attrs))
@@ -83,9 +125,7 @@ def _pair(rng: np.random.Generator, cfg: GroundedPairsConfig) -> tuple[list[str]
     real = [f"{p}'s {a} is {v}." for p, a, v in (facts[i] for i in order)]
     cf = list(real)
     cf[pos] = f"{name}'s {attribute} is {edit}."
-    distractor_values = [v for v in values if v not in (real_value, edit)]
-    options = [real_value, edit, *rng.choice(distractor_values, size=cfg.num_options - 2, replace=False).tolist()]
-    options = [str(options[i]) for i in rng.permutation(len(options))]
+    options = _options(rng, cfg, values, real_value, edit)
     return real, cf, f"what is {name}'s {attribute}?", options, real_value, edit, pos + 1
 
 
