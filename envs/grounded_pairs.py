@@ -11,8 +11,9 @@ answers the unedited, tempting option.
 several people, so reading means matching the asked name against every fact (content-based recall, which a
 from-scratch tiny model does not learn on 2 CPU cores). ``profile`` lists one person's attributes in the fixed
 order of ``ATTRIBUTES``; the question asks one attribute, whose line follows the person's usual value in a share
-``usual_share`` of real documents (the other lines are drawn uniformly), and the counterfactual edits that line. Reading is then positional (the tiny model
-learns it), while the prior still answers every real row it follows and none of the edits.
+``usual_share`` of real documents (the other lines are drawn uniformly), and the counterfactual edits that line.
+Reading is then positional (the tiny model learns it), while the prior still answers every real row it follows and
+none of the edits.
 
 Multiple choice with shared options, as in the paper: the prompt lists the options, the completion is
 ``<think>fact k says so.</think><answer>value</answer>``. Rows carry ``pair_id``, ``side`` (``real`` | ``cf``),
