@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
+from rlcf.algos.llm_trainer import LLMConfigChecks
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class DeFactoConfig:
+class DeFactoConfig(LLMConfigChecks):
     """DeFacto GRPO on the embedded grounded-QA task (or any model id / folder)."""
 
     model: str = option("tiny", "'tiny' builds the embedded tiny LM; otherwise a Hugging Face model id or a local folder.")
@@ -92,6 +92,14 @@ class DeFactoConfig:
     loss_type: str = option("dapo", "TRL loss aggregation: grpo, dapo, dr_grpo, bnpo, ...")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(48, "Generation length in evaluation.")
+    grpo: dict[str, Any] = option(
+        default_factory=dict,
+        help="Any other trl.GRPOConfig field, passed through (e.g. gradient_accumulation_steps, num_iterations, "
+        "vllm_mode, report_to: [wandb]); checked against TRL before training. Fields rlcf sets are refused with their rlcf name.",
+    )
+    sft: dict[str, Any] = option(
+        default_factory=dict, help="Any other trl.SFTConfig field for the SFT stage, passed through and checked the same way."
+    )
     modality: str = option(
         "text",
         "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.grounded_images) "
@@ -112,22 +120,11 @@ class DeFactoConfig:
     def __post_init__(self) -> None:
         from rlcf.reward_fns.defacto import VARIANTS
 
-        for name in ("train_docs", "eval_docs", "sft_docs", "num_generations", "prompts_per_step", "max_completion_length", "sft_batch_size"):
-            require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        require(self.num_generations >= 2, "num_generations", "a GRPO group needs at least 2 completions")
+        self.check_llm_fields(("train_docs", "eval_docs", "sft_docs", "num_generations", "prompts_per_step", "max_completion_length", "sft_batch_size"))
         bad = [v for v in self.variants if v not in VARIANTS]
         require(not bad and len(self.variants) > 0, "variants", f"must be a non-empty subset of {', '.join(VARIANTS)}, got {list(self.variants)}")
-        require(len(self.rewards) > 0, "rewards", "needs at least one reward function")
-        require(
-            self.reward_weights is None or len(self.reward_weights) == len(self.rewards),
-            "reward_weights",
-            f"has {len(self.reward_weights or ())} weights for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one per reward",
-        )
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
-        for name in ("sft_answer_weight", "sft_evidence_weight"):
-            require(getattr(self, name) > 0, name, f"must be > 0 (1 = plain token mean), got {getattr(self, name)}")
-        require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
-        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        require(self.sft_evidence_weight > 0, "sft_evidence_weight", f"must be > 0 (1 = plain token mean), got {self.sft_evidence_weight}")
         require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
         require(
             self.modality == "text" or self.sft_epochs == 0,
@@ -167,16 +164,6 @@ def validate_rows(rows: list[dict[str, Any]], where: str = "dataset") -> None:
                 f"{where} row {i} ({row['variant']}) has no evidence regions; every example needs the regions its answer "
                 "rests on in the 'evidence' column (build rows with rlcf.envs.variants)"
             )
-
-
-def _latest_trainer_checkpoint(folder: Path) -> Path | None:
-    """The newest complete TRL checkpoint (``checkpoint-N`` with its ``trainer_state.json``)."""
-    found = []
-    for child in folder.glob("checkpoint-*") if folder.is_dir() else []:
-        m = re.fullmatch(r"checkpoint-(\d+)", child.name)
-        if m and (child / "trainer_state.json").exists():
-            found.append((int(m.group(1)), child))
-    return max(found)[1] if found else None
 
 
 def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[dict[str, Any]]:
@@ -224,10 +211,11 @@ class DeFacto(Algorithm):
     @classmethod
     def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
         from datasets import Dataset
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOTrainer
 
-        from rlcf.algos.llm_common import build_tiny_lm, build_tiny_vlm, run_sft, sft_arguments
-        from rlcf.atomic import atomic_dir, atomic_write_text
+        from rlcf.algos.llm_common import build_tiny_lm, build_tiny_vlm, run_sft
+        from rlcf.algos.llm_trainer import grpo_arguments, quiet_trainer, save_final, sft_config, train_resumable, trainer_callbacks
+        from rlcf.atomic import atomic_write_text
         from rlcf.device import resolve_device
         from rlcf.eval.llm import evaluate_splits, format_split_table
         from rlcf.reward_set import RewardSet
@@ -247,6 +235,10 @@ class DeFacto(Algorithm):
         train_rows = [r for r in task_rows(c, "train", c.train_docs, seed=c.data_seed + 1000) if r["variant"] in c.variants]
         validate_rows(train_rows, "GRPO training data")
         validate_rows(eval_rows, "evaluation data")
+        # TRL's configs first: a bad pass-through field fails here, before any stage trains.
+        ckpt_dir = run.path / "checkpoints" / "grpo"
+        args = grpo_arguments(c, rc, ckpt_dir, c.prompts_per_step * c.num_generations, rewards.weights, gpu)
+        sft_args = sft_config(c, rc, run.path / "sft_tmp", gpu) if c.sft_epochs > 0 else None
 
         # Stage 1: the model.
         model_path: str | Path = c.model
@@ -266,13 +258,13 @@ class DeFacto(Algorithm):
                     build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
         barrier()
         # Stage 2: SFT.
-        if c.sft_epochs > 0:
+        if sft_args is not None:
             sft_path = run.path / "sft_model"
             if not (sft_path / "config.json").exists():
-                args = sft_arguments(run.path / "sft_tmp", epochs=c.sft_epochs, lr=c.sft_lr, batch_size=c.sft_batch_size, seed=rc.seed, use_gpu=gpu)
                 weights = {"answer": c.sft_answer_weight, "evidence": c.sft_evidence_weight}
-                run_sft(model_path, _sft_rows(c, c.data_seed), sft_path, args, tag_weights=weights,
-                        unweighted_contents=() if c.sft_weight_abstentions else (qa_config(c).abstain,))
+                run_sft(model_path, _sft_rows(c, c.data_seed), sft_path, sft_args, tag_weights=weights,
+                        unweighted_contents=() if c.sft_weight_abstentions else (qa_config(c).abstain,),
+                        callbacks=trainer_callbacks(run, "sft", prefix="sft"))
             model_path = sft_path
         results: dict[str, Any] = {}
         model, tokenizer = load_for(c, model_path, device)
@@ -283,50 +275,19 @@ class DeFacto(Algorithm):
                 run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
 
         # Stage 3: GRPO on TRL.
-        ckpt_dir = run.path / "checkpoints" / "grpo"
-        args = GRPOConfig(
-            output_dir=str(ckpt_dir),
-            max_steps=rc.total_steps,
-            per_device_train_batch_size=c.prompts_per_step * c.num_generations,
-            num_generations=c.num_generations,
-            max_completion_length=c.max_completion_length,
-            temperature=c.temperature,
-            learning_rate=c.learning_rate,
-            beta=c.beta,
-            loss_type=c.loss_type,
-            reward_weights=rewards.weights,
-            logging_steps=rc.log_every,
-            save_steps=rc.checkpoint_every,
-            save_total_limit=rc.keep_checkpoints,
-            seed=rc.seed,
-            bf16=gpu,
-            use_cpu=not gpu,
-            activation_checkpointing=False,
-            use_vllm=c.use_vllm,
-            report_to="none",
-            disable_tqdm=True,
-            lr_scheduler_type="constant",
-            remove_unused_columns=False,
-        )
         tally = VariantRewardTally()
-        trainer = GRPOTrainer(
+        trainer = quiet_trainer(GRPOTrainer(
             model=model,
             reward_funcs=[tally.wrap(fn, name) for fn, name in zip(rewards.functions, rewards.names)],
             args=args,
             train_dataset=Dataset.from_list(train_rows),
             processing_class=tokenizer,
-            callbacks=[_RunLogger(run, tally)],
-        )
-        resume_from = _latest_trainer_checkpoint(ckpt_dir) if resume else None
-        if resume and resume_from is None:
-            log.warning("no complete GRPO checkpoint under %s; training from the start of the GRPO stage", ckpt_dir)
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            callbacks=trainer_callbacks(run, "grpo", tally),
+        ))
+        train_resumable(trainer, ckpt_dir, resume, "GRPO")
         if not lead:
             return {}
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        with atomic_dir(run.path / "final_model", overwrite=True) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+        model = save_final(run, trainer, tokenizer)
         after = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
         results["defacto" if set(c.variants) != {"pos"} else "grpo"] = after
         final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
@@ -341,21 +302,17 @@ class DeFacto(Algorithm):
         run.close()
         return final
 
-
     @classmethod
     def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
         """Per-split scores of a run's final model (or, before it exists, its newest GRPO checkpoint);
         ``actors`` > 0 generates on that many Ray rollout actors (text modality)."""
+        from rlcf.algos.llm_trainer import final_or_checkpoint
         from rlcf.device import resolve_device
         from rlcf.errors import UsageError
         from rlcf.eval.llm import evaluate_splits
 
         c = run.experiment.config
-        folder = run.path / "final_model"
-        if not (folder / "config.json").exists():
-            folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
-            if folder is None:
-                raise UsageError(f"run '{run.path}' has no final model and no GRPO checkpoint yet; train it first")
+        folder = final_or_checkpoint(run, "GRPO")
         rows = task_rows(c, "eval", c.eval_docs, seed=c.data_seed)
         if actors > 0:
             if c.modality != "text":
@@ -394,21 +351,3 @@ class VariantRewardTally:
         out = {key: total / count for key, (total, count) in self.sums.items() if count}
         self.sums = {}
         return out
-
-
-class _RunLogger:
-    """A transformers ``TrainerCallback`` that copies TRL's logs into the run's metrics.jsonl / TensorBoard."""
-
-    def __new__(cls, run: Any, tally: VariantRewardTally | None = None) -> Any:
-        from transformers import TrainerCallback
-
-        class RunLogger(TrainerCallback):
-            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-                if logs and state.is_world_process_zero:
-                    numeric = {f"train/{k}" if "/" not in k else k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
-                    numeric["train/processes"] = float(args.world_size)
-                    if tally is not None:
-                        numeric.update(tally.flush())
-                    run.log(numeric, int(state.global_step))
-
-        return RunLogger()

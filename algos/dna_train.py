@@ -49,6 +49,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
+from rlcf.algos.llm_trainer import LLMConfigChecks
 from rlcf.config import option, require
 from rlcf.errors import UsageError
 from rlcf.registry import algos
@@ -337,7 +338,7 @@ def __getattr__(name: str) -> Any:  # DNAGRPOTrainer imports TRL only when asked
 
 
 @dataclass
-class DNATrainConfig:
+class DNATrainConfig(LLMConfigChecks):
     """DNA-Train on the embedded paired grounded-QA task (or any model id / folder)."""
 
     model: str = option("tiny", "'tiny' builds the embedded tiny LM; otherwise a Hugging Face model id or a local folder.")
@@ -397,23 +398,21 @@ class DNATrainConfig:
     epsilon_high: float = option(0.28, "Upper clip range (DAPO's clip-higher).")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(24, "Generation length in evaluation.")
+    grpo: dict[str, Any] = option(
+        default_factory=dict,
+        help="Any other trl.GRPOConfig field for the RL stage, passed through (e.g. gradient_accumulation_steps, "
+        "num_iterations, vllm_mode, report_to: [wandb]); checked against TRL before training. Fields rlcf sets are refused with their rlcf name.",
+    )
+    sft: dict[str, Any] = option(
+        default_factory=dict, help="Any other trl.SFTConfig field for the SFT stage, passed through and checked the same way."
+    )
 
     def __post_init__(self) -> None:
-        for name in ("train_pairs", "eval_pairs", "sft_pairs", "num_generations", "pairs_per_step", "max_completion_length", "sft_batch_size"):
-            require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        require(self.num_generations >= 2, "num_generations", "a group needs at least 2 completions")
+        self.check_llm_fields(("train_pairs", "eval_pairs", "sft_pairs", "num_generations", "pairs_per_step", "max_completion_length", "sft_batch_size"))
         require(self.sft_data in ("paired", "real"), "sft_data", f"must be paired or real, got {self.sft_data!r}")
         require(self.sft_batch_size % 2 == 0, "sft_batch_size", f"must be even (half real, half cf), got {self.sft_batch_size}")
         require(self.advantage in ADVANTAGES, "advantage", f"must be one of {', '.join(ADVANTAGES)}, got {self.advantage!r}")
         require(self.degenerate in DEGENERATE_RULES, "degenerate", f"must be one of {', '.join(DEGENERATE_RULES)}, got {self.degenerate!r}")
-        require(len(self.rewards) > 0, "rewards", "needs at least one reward function")
-        require(
-            self.reward_weights is None or len(self.reward_weights) == len(self.rewards),
-            "reward_weights",
-            f"has {len(self.reward_weights or ())} weights for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one per reward",
-        )
-        require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
-        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         require(self.epsilon_high >= self.epsilon, "epsilon_high", f"must be >= epsilon ({self.epsilon}), got {self.epsilon_high}")
         require(self.facts_per_doc >= 2, "facts_per_doc", f"must be >= 2, got {self.facts_per_doc}")
         require(self.layout in ("people", "profile"), "layout", f"must be people or profile, got {self.layout!r}")
@@ -422,7 +421,6 @@ class DNATrainConfig:
             "facts_per_doc",
             f"must be in [2, 4] with layout 'profile' (one fact per attribute), got {self.facts_per_doc}",
         )
-        require(self.sft_answer_weight > 0, "sft_answer_weight", f"must be > 0, got {self.sft_answer_weight}")
         require(0.0 <= self.usual_share <= 1.0, "usual_share", f"must be in [0, 1], got {self.usual_share}")
 
 
@@ -493,11 +491,10 @@ class DNATrain(Algorithm):
     @classmethod
     def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
         from datasets import Dataset
-        from trl import GRPOConfig
 
-        from rlcf.algos.defacto import _latest_trainer_checkpoint, _RunLogger
-        from rlcf.algos.llm_common import build_tiny_lm, load_model, run_sft, sft_arguments
-        from rlcf.atomic import atomic_dir, atomic_write_text
+        from rlcf.algos.llm_common import build_tiny_lm, load_model, run_sft
+        from rlcf.algos.llm_trainer import grpo_arguments, quiet_trainer, save_final, sft_config, train_resumable, trainer_callbacks
+        from rlcf.atomic import atomic_write_text
         from rlcf.device import resolve_device
         from rlcf.envs.grounded_pairs import completion_for
         from rlcf.eval.llm import evaluate_pairs, format_split_table
@@ -518,6 +515,11 @@ class DNATrain(Algorithm):
         train_rows = pair_data(c, "train", c.train_pairs, c.data_seed + 1000)
         sft_rows, sampler = _sft_rows(c) if c.sft_epochs > 0 else ([], None)  # bad data fails here, before training
         trainer_cls = _dna_trainer_class()
+        # TRL's configs first: a bad pass-through field fails here, before any stage trains.
+        ckpt_dir = run.path / "checkpoints" / "grpo"
+        args = grpo_arguments(c, rc, ckpt_dir, 2 * c.pairs_per_step * c.num_generations, rewards.weights, gpu,
+                              epsilon=c.epsilon, epsilon_high=c.epsilon_high)
+        sft_args = sft_config(c, rc, run.path / "sft_tmp", gpu) if c.sft_epochs > 0 else None
 
         model_path: str | Path = c.model
         if c.model == "tiny":
@@ -529,12 +531,11 @@ class DNATrain(Algorithm):
                     corpus = [r["prompt"] + str(r.get("completion") or r["solution"]) for r in train_rows]
                 build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
         barrier()
-        if c.sft_epochs > 0:
+        if sft_args is not None:
             sft_path = run.path / "sft_model"
             if not (sft_path / "config.json").exists():
-                rows = sft_rows
-                args = sft_arguments(run.path / "sft_tmp", epochs=c.sft_epochs, lr=c.sft_lr, batch_size=c.sft_batch_size, seed=rc.seed, use_gpu=gpu)
-                run_sft(model_path, rows, sft_path, args, sampler=sampler, tag_weights={"answer": c.sft_answer_weight})
+                run_sft(model_path, sft_rows, sft_path, sft_args, sampler=sampler, tag_weights={"answer": c.sft_answer_weight},
+                        callbacks=trainer_callbacks(run, "sft", prefix="sft"))
             model_path = sft_path
         results: dict[str, Any] = {}
         model, tokenizer = load_model(model_path, device)
@@ -544,54 +545,21 @@ class DNATrain(Algorithm):
             if not resume:
                 run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
 
-        ckpt_dir = run.path / "checkpoints" / "grpo"
-        args = GRPOConfig(
-            output_dir=str(ckpt_dir),
-            max_steps=rc.total_steps,
-            per_device_train_batch_size=2 * c.pairs_per_step * c.num_generations,
-            num_generations=c.num_generations,
-            max_completion_length=c.max_completion_length,
-            temperature=c.temperature,
-            learning_rate=c.learning_rate,
-            beta=c.beta,
-            loss_type=c.loss_type,
-            epsilon=c.epsilon,
-            epsilon_high=c.epsilon_high,
-            reward_weights=rewards.weights,
-            logging_steps=rc.log_every,
-            save_steps=rc.checkpoint_every,
-            save_total_limit=rc.keep_checkpoints,
-            seed=rc.seed,
-            bf16=gpu,
-            use_cpu=not gpu,
-            activation_checkpointing=False,
-            use_vllm=c.use_vllm,
-            report_to="none",
-            disable_tqdm=True,
-            lr_scheduler_type="constant",
-            remove_unused_columns=False,
-        )
-        trainer = trainer_cls(
+        trainer = quiet_trainer(trainer_cls(
             model=model,
             reward_funcs=list(rewards.functions),
             args=args,
             train_dataset=Dataset.from_list(train_rows),
             processing_class=tokenizer,
-            callbacks=[_RunLogger(run)],
+            callbacks=trainer_callbacks(run, "dna-train"),
             advantage=c.advantage,
             degenerate=c.degenerate,
             pair_eps=c.pair_eps,
-        )
-        resume_from = _latest_trainer_checkpoint(ckpt_dir) if resume else None
-        if resume and resume_from is None:
-            log.warning("no complete RL checkpoint under %s; training from the start of the RL stage", ckpt_dir)
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        ))
+        train_resumable(trainer, ckpt_dir, resume, "RL")
         if not lead:
             return {}
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        with atomic_dir(run.path / "final_model", overwrite=True) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+        model = save_final(run, trainer, tokenizer)
         after = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
         results[f"dna-{c.advantage}"] = after
         final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
@@ -609,17 +577,13 @@ class DNATrain(Algorithm):
     def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
         """Real, counterfactual and pair accuracy of a run's final model (or its newest RL checkpoint);
         ``actors`` > 0 generates on that many Ray rollout actors."""
-        from rlcf.algos.defacto import _latest_trainer_checkpoint
         from rlcf.algos.llm_common import load_model
+        from rlcf.algos.llm_trainer import final_or_checkpoint
         from rlcf.device import resolve_device
         from rlcf.eval.llm import evaluate_pairs
 
         c = run.experiment.config
-        folder = run.path / "final_model"
-        if not (folder / "config.json").exists():
-            folder = _latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
-            if folder is None:
-                raise UsageError(f"run '{run.path}' has no final model and no RL checkpoint yet; train it first")
+        folder = final_or_checkpoint(run, "RL")
         rows = pair_data(c, "eval", c.eval_pairs, c.data_seed)
         if actors > 0:
             from rlcf.eval.llm import greedy_with_actors

@@ -103,7 +103,9 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
     model = Qwen2ForCausalLM(Qwen2Config(**kwargs)) if cfg.architecture == "qwen2" else LlamaForCausalLM(LlamaConfig(**kwargs))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     out = Path(out_dir)
-    with atomic_dir(out, overwrite=True) as tmp:
+    from rlcf.algos.llm_trainer import quiet_transformers
+
+    with quiet_transformers(), atomic_dir(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _mark_own_tokenizer(Path(tmp))
@@ -218,7 +220,9 @@ def build_tiny_vlm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMCon
     pixels = image_size * image_size
     image_processor = _image_processor_class()(min_pixels=pixels, max_pixels=pixels, patch_size=14, merge_size=2, temporal_patch_size=2)
     out = Path(out_dir)
-    with atomic_dir(out, overwrite=True) as tmp:
+    from rlcf.algos.llm_trainer import quiet_transformers
+
+    with quiet_transformers(), atomic_dir(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         image_processor.save_pretrained(tmp)
@@ -251,7 +255,10 @@ def load_vlm(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
         processor = _image_only_processor()(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
-    model = AutoModelForImageTextToText.from_pretrained(str(name_or_path))
+    from rlcf.algos.llm_trainer import quiet_transformers
+
+    with quiet_transformers():
+        model = AutoModelForImageTextToText.from_pretrained(str(name_or_path))
     if device is not None:
         model.to(device)
     return model, processor
@@ -264,7 +271,10 @@ def load_model(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
     tokenizer = load_tokenizer(name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(name_or_path))
+    from rlcf.algos.llm_trainer import quiet_transformers
+
+    with quiet_transformers():  # no weight-loading bar: rlcf's progress shows the stages
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path))
     if device is not None:
         model.to(device)
     return model, tokenizer
@@ -274,7 +284,7 @@ def sft_arguments(out_dir: str | Path, *, epochs: float, lr: float, batch_size: 
     """``trl.SFTConfig`` for CPU (fp32, no gradient checkpointing) or GPU (bf16) from the same settings."""
     from trl import SFTConfig
 
-    return SFTConfig(
+    settings = dict(
         output_dir=str(out_dir),
         num_train_epochs=epochs,
         learning_rate=lr,
@@ -290,8 +300,9 @@ def sft_arguments(out_dir: str | Path, *, epochs: float, lr: float, batch_size: 
         warmup_steps=0.05,
         max_length=None,
         disable_tqdm=True,
-        **extra,
     )
+    settings.update(extra)  # the caller's (e.g. config.sft's pass-through) win
+    return SFTConfig(**settings)
 
 
 def span_weights(labels: Any, spans: Sequence[tuple[int, int, float]], skip: Sequence[Sequence[int]] = ()) -> Any:
@@ -367,6 +378,7 @@ def run_sft(
     sampler: Any = None,
     tag_weights: dict[str, float] | None = None,
     unweighted_contents: Sequence[str] = (),
+    callbacks: Sequence[Any] = (),
 ) -> Path:
     """SFT on ``prompt``/``completion`` rows (loss on the completion only); saves model + tokenizer to ``out_dir``.
 
@@ -374,14 +386,17 @@ def run_sft(
     DNA-Train's balanced real/counterfactual batches. ``tag_weights`` (e.g. ``{"answer": 14.0}``) weights the loss
     of the tokens inside each tag (``<answer>`` … ``</answer>``) by its factor, as a weighted token mean
     (:func:`span_weights`), except a span whose text is one of ``unweighted_contents`` (e.g. the abstention);
-    without it (or with all weights 1) the loss is TRL's plain token mean.
+    without it (or with all weights 1) the loss is TRL's plain token mean. ``callbacks`` (e.g.
+    :func:`rlcf.algos.llm_trainer.trainer_callbacks`) replace TRL's stdout printer.
     """
     from datasets import Dataset
     from trl import SFTTrainer
 
+    from rlcf.algos.llm_trainer import quiet_trainer, quiet_transformers
     from rlcf.atomic import atomic_dir
 
-    model, tokenizer = load_model(model_path)
+    with quiet_transformers():
+        model, tokenizer = load_model(model_path)
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
     cls = SFTTrainer
     if sampler is not None:
@@ -393,11 +408,12 @@ def run_sft(
         cls = SampledSFTTrainer
     if tag_weights and any(w != 1.0 for w in tag_weights.values()):
         cls = _span_weighted_trainer(cls, dict(tag_weights), unweighted_contents)
-    trainer = cls(model=model, args=args, train_dataset=data, processing_class=tokenizer)
-    trainer.train()
+    with quiet_transformers():  # (the trainer tokenizes the dataset when built)
+        trainer = quiet_trainer(cls(model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=list(callbacks)))
+        trainer.train()
     out = Path(out_dir)
     if trainer.is_world_process_zero():  # under torchrun every rank trains, rank 0 writes
-        with atomic_dir(out, overwrite=True) as tmp:
+        with quiet_transformers(), atomic_dir(out, overwrite=True) as tmp:
             trainer.accelerator.unwrap_model(trainer.model).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     trainer.accelerator.wait_for_everyone()

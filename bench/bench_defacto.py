@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--defacto-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the DeFacto arm only (its rewards and weights)")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--arms", default="defacto,grpo", help="which arms to run (comma-separated: defacto, grpo)")
     args = parser.parse_args()
 
     import numpy as np
@@ -126,14 +127,17 @@ def main() -> None:
     base = [f"config.{kv}" for kv in [*MEASURED, *args.set]]  # later overrides win
     sft = sft_checkpoint(out, base)
     seeds = [int(s) for s in args.seeds.split(",")]
-    results: dict[str, list[dict]] = {"defacto": [], "grpo": []}
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if not arms or set(arms) - {"defacto", "grpo"}:
+        parser.error(f"--arms takes defacto and/or grpo, got {args.arms!r}")
+    results: dict[str, list[dict]] = {name: [] for name in arms}
     for seed in seeds:
         for name in results:
             own = [f"config.{kv}" for kv in args.defacto_set] if name == "defacto" else []
             results[name].append(arm(name, sft, seed, args.steps, out, base, own))
             r = results[name][-1]
             print(f"seed {seed} {name:8s} " + "  ".join(f"{s}: acc {100 * r[s]['accuracy']:5.1f} abst {100 * r[s]['abstention']:5.1f}" for s in ("pos", "neg", "random")), flush=True)
-    before = results["defacto"][0]["_before"]
+    before = results[arms[0]][0]["_before"]
 
     def cell(vals: list[float]) -> str:
         return f"{100 * np.mean(vals):5.1f} ± {100 * np.std(vals):4.1f}"
@@ -145,8 +149,8 @@ def main() -> None:
     for name, rs in results.items():
         print(f"{name:10s} {cell([r['pos']['accuracy'] for r in rs]):>13s} {cell([r['neg']['abstention'] for r in rs]):>13s} "
               f"{cell([r['random']['accuracy'] for r in rs]):>13s} {cell([r['random']['abstention'] for r in rs]):>13s}")
-    d = results["defacto"]
-    checks = {
+    d = results.get("defacto", [])
+    checks = {} if not d or "grpo" not in results else {
         "DeFacto neg abstention >= 80%": np.mean([r["neg"]["abstention"] for r in d]) >= 0.8,
         "DeFacto pos accuracy >= SFT's - 3 points": np.mean([r["pos"]["accuracy"] for r in d]) >= before["pos"]["accuracy"] - 0.03,
         "DeFacto random accuracy within 5 points of its pos": abs(np.mean([r["random"]["accuracy"] - r["pos"]["accuracy"] for r in d])) <= 0.05,

@@ -27,9 +27,11 @@ Differences from the reference code (``virft/src/open_r1/grpo_defacto.py``), del
   completion without an answer (scored wrong), so a completion cannot hedge by writing two answers.
 - The answer is compared after SQuAD-style normalisation (case, punctuation, articles, spacing), against the
   ``solution`` column's plain answer.
-- Grounding on ``neg``: +1 for abstaining (an abstention in the evidence tag, or no region cited while the answer
-  abstains), −1 for citing any region, 0 for a completion that does neither (the reference gave +1 to any
-  completion without a parsable box, including malformed ones). A completion with a repeated or nested
+- Grounding on ``neg``: +1 for abstaining — the answer abstains and the evidence tag cites no region (it is
+  empty or an abstention) —, −1 for citing any region, 0 otherwise (the reference gave +1 to any completion
+  without a parsable box, including malformed ones and ones answering a value). An abstaining evidence tag
+  followed by a value earns 0: paying it +1 made that self-contradiction the completion GRPO climbed to on
+  ``neg``, with the answer never following (bench/results/defacto.md, session 18). A completion with a repeated or nested
   evidence or answer tag gets no grounding reward: 0 on ``pos``/``random``, −1 on ``neg`` (as the answer
   reward scores a completion without a readable answer).
 - Duplicate predicted regions count once (the reference removes duplicate boxes before matching, too).
@@ -232,7 +234,7 @@ def make_answer_reward(tags: DeFactoTags | None = None, name: str = "answer", qu
 
 def make_grounding_reward(tags: DeFactoTags | None = None, name: str = "grounding", qualname: str | None = None) -> Callable[..., list[float]]:
     """pos/random: clip(score(evidence) − score(non-evidence), −1, 1) with greedy matched IoU (duplicate regions
-    count once); neg: +1 abstain, −1 any region. A repeated or nested evidence or answer tag: 0 on pos/random,
+    count once); neg: +1 when the answer abstains and no region is cited, −1 any region, else 0. A repeated or nested evidence or answer tag: 0 on pos/random,
     −1 on neg."""
 
     def fn(completions: list[Any], **kwargs: Any) -> list[float]:
@@ -258,7 +260,10 @@ def make_grounding_reward(tags: DeFactoTags | None = None, name: str = "groundin
             if variant == "neg":
                 if regions:
                     out.append(-1.0)
-                elif is_abstention(content, t.phrases) or (regions == [] and is_abstention(single_tag(text, t.answer), t.phrases)):
+                elif is_abstention(single_tag(text, t.answer), t.phrases) and (regions == [] or is_abstention(content, t.phrases)):
+                    # The +1 needs the answer to abstain too: an abstaining evidence tag followed by a value cites
+                    # nothing the answer rests on. Paying it anyway made "evidence unknown, answer <value>" the
+                    # attractor GRPO climbed on neg (bench/results/defacto.md, session 18).
                     out.append(1.0)
                 else:
                     out.append(0.0)

@@ -133,6 +133,21 @@ def test_abstention_phrases_abstain_on_neg_and_cost_on_pos(phrase):
     assert rlcf.get_reward("grounding")([completion], **cols(["neg"])) == [1.0]  # no region cited, and it abstains
 
 
+def test_neg_grounding_pays_only_an_abstention_the_answer_keeps():
+    """An abstaining evidence tag followed by a value earns no grounding on neg: it was the attractor GRPO climbed
+    to (evidence `unknown` up to 80% of samples, the answer never abstaining; bench/results/defacto.md, session 18)."""
+    ground = rlcf.get_reward("grounding")
+    completions = [
+        "<evidence>unknown</evidence><think>t</think><answer>Paris</answer>",  # evidence abstains, answer does not
+        "<evidence>unknown</evidence><think>t</think><answer>unknown</answer>",  # both abstain
+        "<evidence></evidence><think>t</think><answer>Paris</answer>",  # nothing cited, a value answered
+        "<evidence>2</evidence><think>t</think><answer>unknown</answer>",  # a fact cited
+    ]
+    assert ground(completions, **cols(["neg"] * 4)) == [0.0, 1.0, 0.0, -1.0]
+    answer = rlcf.get_reward("answer")(completions, **cols(["neg"] * 4))
+    assert answer[1] + 1.0 - (answer[0] + 0.0) == 3.0  # the consistent abstention beats the contradiction by 3, not 2
+
+
 @pytest.mark.parametrize("hedge", ["Paris, or unknown", "unknown, maybe Paris", "I don't know, Paris?", "Paris (cannot be determined)"])
 def test_a_hedge_naming_a_value_is_not_an_abstention(hedge):
     answer = rlcf.get_reward("answer")

@@ -1,0 +1,323 @@
+"""The skeleton DeFacto and DNA-Train share: TRL configs with pass-through, run logging, progress, checkpoints.
+
+Both LLM algorithms run the same stages — build or load the model, SFT on TRL's ``SFTTrainer``, RL on a
+``GRPOTrainer`` (sub)class, evaluate before and after — and differ only in their task rows, rewards and
+advantages. This module holds what they share, so that each ``fit`` says only what differs:
+
+- :class:`LLMConfigChecks`: the config checks both configs need (sizes, groups, reward weights, the
+  ``grpo``/``sft`` pass-through dicts);
+- :func:`grpo_arguments` / :func:`sft_config`: TRL's ``GRPOConfig`` / ``SFTConfig`` from rlcf's fields plus
+  ``config.grpo.<field>`` / ``config.sft.<field>`` — any field of TRL's dataclass, checked against it before
+  any training (an unknown name is refused with the close match; a field rlcf sets from its own config names
+  that field);
+- :func:`trainer_callbacks` / :func:`quiet_trainer`: TRL's logs go to the run's ``metrics.jsonl`` and
+  TensorBoard and to rlcf's progress bar (or log lines with ``--quiet``), never as raw dicts on stdout;
+- :func:`latest_trainer_checkpoint`, :func:`train_resumable`, :func:`save_final`, :func:`final_or_checkpoint`.
+
+``report_to``: rlcf writes TensorBoard and ``metrics.jsonl`` itself; TRL's own reporters are off unless
+``config.grpo.report_to`` / ``config.sft.report_to`` names them (e.g. ``[wandb]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import logging
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rlcf.config import require
+from rlcf.errors import ConfigError, UsageError
+
+__all__ = [
+    "LLMConfigChecks",
+    "check_trl_fields",
+    "final_or_checkpoint",
+    "grpo_arguments",
+    "latest_trainer_checkpoint",
+    "quiet_trainer",
+    "quiet_transformers",
+    "save_final",
+    "sft_config",
+    "trainer_callbacks",
+    "train_resumable",
+]
+
+log = logging.getLogger(__name__)
+
+# TRL fields rlcf sets from its own config (the pass-through refuses them and names the rlcf field instead) or
+# from the run (output folder, checkpointing, seed, device): one source of truth per setting.
+GRPO_OWNED = {
+    "num_generations": "num_generations",
+    "max_completion_length": "max_completion_length",
+    "temperature": "temperature",
+    "learning_rate": "learning_rate",
+    "beta": "beta",
+    "loss_type": "loss_type",
+    "reward_weights": "reward_weights",
+    "use_vllm": "use_vllm",
+    "epsilon": "epsilon",
+    "epsilon_high": "epsilon_high",
+    "output_dir": "run.out_dir",
+    "max_steps": "run.total_steps",
+    "logging_steps": "run.log_every",
+    "save_steps": "run.checkpoint_every",
+    "save_total_limit": "run.keep_checkpoints",
+    "seed": "run.seed",
+    "use_cpu": "run.device",
+}
+SFT_OWNED = {
+    "num_train_epochs": "sft_epochs",
+    "learning_rate": "sft_lr",
+    "per_device_train_batch_size": "sft_batch_size",
+    "output_dir": "run.out_dir",
+    "seed": "run.seed",
+    "use_cpu": "run.device",
+}
+
+
+def _trl_class(kind: str) -> Any:
+    from trl import GRPOConfig, SFTConfig
+
+    return {"grpo": GRPOConfig, "sft": SFTConfig}[kind]
+
+
+def check_trl_fields(kind: str, overrides: Mapping[str, Any], config: Any = None) -> None:
+    """Refuse a ``config.<kind>.<name>`` that is not a field of TRL's ``GRPOConfig`` (``kind`` grpo) or
+    ``SFTConfig`` (sft), naming the close match, or one rlcf sets from its own field (naming that field: a run
+    field, or a field of ``config`` when it has one of that name)."""
+    cls = _trl_class(kind)
+    owned = {
+        name: where for name, where in (GRPO_OWNED if kind == "grpo" else SFT_OWNED).items()
+        if where.startswith("run.") or config is None or hasattr(config, where)
+    }
+    valid = {f.name for f in dataclasses.fields(cls) if f.init}
+    for name in overrides:
+        if name in owned:
+            where = owned[name]
+            raise ConfigError(
+                f"{kind}.{name}",
+                f"rlcf sets {cls.__name__}.{name} from {'config.' if '.' not in where else ''}{where}; set that instead",
+            )
+        if name not in valid:
+            close = difflib.get_close_matches(name, sorted(valid), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; see trl.{cls.__name__} for the fields"
+            raise ConfigError(f"{kind}.{name}", f"is not a field of trl.{cls.__name__}{hint}")
+
+
+class LLMConfigChecks:
+    """Checks shared by the LLM algorithms' configs; call :meth:`check_llm_fields` from ``__post_init__``."""
+
+    def check_llm_fields(self, positive: Sequence[str]) -> None:
+        for name in positive:
+            require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        require(self.num_generations >= 2, "num_generations", "a GRPO group needs at least 2 completions")
+        require(len(self.rewards) > 0, "rewards", "needs at least one reward function")
+        require(
+            self.reward_weights is None or len(self.reward_weights) == len(self.rewards),
+            "reward_weights",
+            f"has {len(self.reward_weights or ())} weights for {len(self.rewards)} rewards ({', '.join(self.rewards)}); give one per reward",
+        )
+        require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
+        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+        require(self.sft_answer_weight > 0, "sft_answer_weight", f"must be > 0 (1 = plain token mean), got {self.sft_answer_weight}")
+        for kind in ("grpo", "sft"):
+            value = getattr(self, kind)
+            require(isinstance(value, Mapping), kind, f"must be a mapping of trl.{kind.upper()}Config fields, got {value!r}")
+            bad = [k for k in value if not isinstance(k, str) or not k.isidentifier()]
+            require(not bad, kind, f"keys must be field names of trl's {kind.upper()}Config, got {bad}")
+
+
+def grpo_arguments(config: Any, run_config: Any, output_dir: Path, batch_size: int, reward_weights: Sequence[float], gpu: bool, **own: Any) -> Any:
+    """TRL's ``GRPOConfig``: rlcf's settings, the algorithm's ``own`` ones, then ``config.grpo``'s pass-through.
+
+    Built before any stage trains, so that a bad value fails first (TRL's ``__post_init__`` checks it)."""
+    from trl import GRPOConfig
+
+    check_trl_fields("grpo", config.grpo, config)
+    rc = run_config
+    settings = dict(
+        output_dir=str(output_dir),
+        max_steps=rc.total_steps,
+        per_device_train_batch_size=batch_size,
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        loss_type=config.loss_type,
+        reward_weights=list(reward_weights),
+        logging_steps=rc.log_every,
+        save_steps=rc.checkpoint_every,
+        save_total_limit=rc.keep_checkpoints,
+        seed=rc.seed,
+        bf16=gpu,
+        use_cpu=not gpu,
+        activation_checkpointing=False,
+        use_vllm=config.use_vllm,
+        report_to="none",
+        disable_tqdm=True,
+        lr_scheduler_type="constant",
+        remove_unused_columns=False,
+    )
+    settings.update(own)
+    settings.update(_renamed(dict(config.grpo)))
+    with quiet_transformers():
+        try:
+            return GRPOConfig(**settings)
+        except (ValueError, TypeError) as err:
+            keys = ", ".join(f"config.grpo.{k}" for k in config.grpo) or "the GRPO settings"
+            raise ConfigError("grpo", f"trl.GRPOConfig refused {keys}: {err}") from None
+
+
+def sft_config(config: Any, run_config: Any, output_dir: Path, gpu: bool) -> Any:
+    """TRL's ``SFTConfig`` for the SFT stage: rlcf's fields, then ``config.sft``'s pass-through."""
+    from rlcf.algos.llm_common import sft_arguments
+
+    check_trl_fields("sft", config.sft, config)
+    with quiet_transformers():
+        try:
+            return sft_arguments(
+                output_dir, epochs=config.sft_epochs, lr=config.sft_lr, batch_size=config.sft_batch_size, seed=run_config.seed,
+                use_gpu=gpu, **_renamed(dict(config.sft)),
+            )
+        except (ValueError, TypeError) as err:
+            keys = ", ".join(f"config.sft.{k}" for k in config.sft) or "the SFT settings"
+            raise ConfigError("sft", f"trl.SFTConfig refused {keys}: {err}") from None
+
+
+def _renamed(overrides: dict[str, Any]) -> dict[str, Any]:
+    """transformers 5 renamed ``gradient_checkpointing`` to ``activation_checkpointing``; accept the old name
+    (every TRL recipe uses it) without a FutureWarning."""
+    if "gradient_checkpointing" in overrides and "activation_checkpointing" not in overrides:
+        overrides["activation_checkpointing"] = overrides.pop("gradient_checkpointing")
+    return overrides
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Hide what a user cannot act on: transformers' v6 renaming FutureWarnings raised inside TRL, its
+    weight-loading / shard-writing bars and datasets' map bars (rlcf shows its own progress)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    datasets_bars = datasets.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()  # TRL's per-dataset map bars ("Tokenizing train dataset", ...)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*deprecated and will be removed in v6.*", category=FutureWarning)
+        try:
+            yield
+        finally:
+            if was_enabled:
+                hf_logging.enable_progress_bar()
+            if datasets_bars:
+                datasets.enable_progress_bars()
+
+
+def trainer_callbacks(run: Any, stage: str, tally: Any = None, prefix: str = "train") -> list[Any]:
+    """The run logger (TRL's logs into ``metrics.jsonl`` / TensorBoard under ``<prefix>/``) and rlcf's progress
+    bar for a TRL trainer; pass them as ``callbacks=`` and :func:`quiet_trainer` the trainer."""
+    from transformers import TrainerCallback
+
+    from rlcf.progress import progress
+
+    class RunLogger(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if logs and state.is_world_process_zero and run is not None:
+                numeric = {_metric_key(prefix, k): float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+                numeric[f"{prefix}/processes"] = float(args.world_size)
+                if tally is not None:
+                    numeric.update(tally.flush())
+                run.log(numeric, int(state.global_step))
+
+    class Progress(TrainerCallback):
+        """rlcf's progress bar over the stage's optimizer steps (log lines with ``--quiet`` or off a terminal)."""
+
+        def __init__(self) -> None:
+            self._stack: contextlib.ExitStack | None = None
+            self._bar: Any = None
+            self._shown: dict[str, float] = {}
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                self._stack = contextlib.ExitStack()
+                self._bar = self._stack.enter_context(progress(stage, total=int(state.max_steps), initial=int(state.global_step)))
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            for key in ("reward", "loss"):
+                if logs and isinstance(logs.get(key), (int, float)):
+                    self._shown[key] = float(logs[key])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self._bar is not None:
+                self._bar.advance(int(state.global_step) - self._bar.completed, **self._shown)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self._stack is not None:
+                self._stack.close()
+                self._stack, self._bar = None, None
+
+    return [RunLogger(), Progress()]
+
+
+def _metric_key(prefix: str, key: str) -> str:
+    """GRPO's ``loss`` → ``train/loss`` and its ``rewards/format/mean`` kept as is; SFT's ``loss`` → ``sft/loss``."""
+    if prefix == "train":
+        return key if "/" in key else f"train/{key}"
+    return f"{prefix}/{key}"
+
+
+def quiet_trainer(trainer: Any) -> Any:
+    """Take TRL's stdout printers off ``trainer`` (its logs reach the run through :func:`trainer_callbacks`)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+def latest_trainer_checkpoint(folder: Path) -> Path | None:
+    """The newest complete TRL checkpoint (``checkpoint-N`` with its ``trainer_state.json``)."""
+    found = []
+    for child in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        m = re.fullmatch(r"checkpoint-(\d+)", child.name)
+        if m and (child / "trainer_state.json").exists():
+            found.append((int(m.group(1)), child))
+    return max(found)[1] if found else None
+
+
+def train_resumable(trainer: Any, checkpoints: Path, resume: bool, stage: str) -> None:
+    """``trainer.train()``, from the newest complete checkpoint under ``checkpoints`` when resuming."""
+    resume_from = latest_trainer_checkpoint(checkpoints) if resume else None
+    if resume and resume_from is None:
+        log.warning("no complete %s checkpoint under %s; training from the start of the %s stage", stage, checkpoints, stage)
+    with quiet_transformers():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+
+def save_final(run: Any, trainer: Any, processing_class: Any) -> Any:
+    """Write the trained model and its tokenizer/processor to ``<run>/final_model`` atomically; return the model."""
+    from rlcf.atomic import atomic_dir
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    with quiet_transformers(), atomic_dir(run.path / "final_model", overwrite=True) as tmp:
+        model.save_pretrained(tmp)
+        processing_class.save_pretrained(tmp)
+    return model
+
+
+def final_or_checkpoint(run: Any, stage: str = "GRPO") -> Path:
+    """A run's ``final_model``, or before it exists its newest RL checkpoint; a clear error when neither is there."""
+    folder = run.path / "final_model"
+    if (folder / "config.json").exists():
+        return folder
+    found = latest_trainer_checkpoint(run.path / "checkpoints" / "grpo")
+    if found is None:
+        raise UsageError(f"run '{run.path}' has no final model and no {stage} checkpoint yet; train it first")
+    return found

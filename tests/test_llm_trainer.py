@@ -1,0 +1,83 @@
+"""The LLM trainer skeleton DeFacto and DNA-Train share: TRL's configs passed through and checked, clean output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlcf.algorithm import train
+from rlcf.config import load_experiment
+from rlcf.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [  # a 1-layer model and a handful of documents: the stages run in seconds
+    "config.tiny.hidden_size=32", "config.tiny.layers=1", "config.tiny.intermediate_size=64", "config.sft_docs=60",
+    "config.sft_epochs=1", "config.train_docs=12", "config.eval_docs=6", "config.prompts_per_step=2",
+    "config.num_generations=2", "config.max_completion_length=12", "config.eval_max_new_tokens=12",
+]
+
+
+def test_unknown_or_rlcf_owned_trl_fields_are_refused_before_any_work(tmp_path):
+    # A misspelt GRPOConfig field: refused with the close match, before any model folder is built.
+    with pytest.raises(ConfigError, match=r"grpo\.gradient_accumulaton_steps.*did you mean gradient_accumulation_steps"):
+        train(None, [f"run.out_dir={tmp_path}", "config.grpo.gradient_accumulaton_steps=2", *TINY], algo="defacto")
+    assert not list(tmp_path.rglob("config.json"))
+    # A field rlcf sets from its own config names that field; one it sets from the run names the run field.
+    with pytest.raises(ConfigError, match=r"grpo\.temperature.*from config\.temperature"):
+        train(None, [f"run.out_dir={tmp_path}", "config.grpo.temperature=0.3", *TINY], algo="defacto")
+    with pytest.raises(ConfigError, match=r"sft\.num_train_epochs.*from config\.sft_epochs"):
+        train(None, [f"run.out_dir={tmp_path}", "config.sft.num_train_epochs=3"], algo="dna-train")
+    with pytest.raises(ConfigError, match=r"grpo\.max_steps.*from run\.total_steps"):
+        train(None, [f"run.out_dir={tmp_path}", "config.grpo.max_steps=3"], algo="dna-train")
+    # DNA-Train owns epsilon (config.epsilon); DeFacto has no such field, so there it passes through.
+    with pytest.raises(ConfigError, match=r"grpo\.epsilon.*from config\.epsilon"):
+        train(None, [f"run.out_dir={tmp_path}", "config.grpo.epsilon=0.1"], algo="dna-train")
+    # A value TRL's own checks refuse is reported against the pass-through keys, still before any work.
+    with pytest.raises(ConfigError, match=r"trl\.GRPOConfig refused config\.grpo\.generation_batch_size"):
+        train(None, [f"run.out_dir={tmp_path}", "config.grpo.generation_batch_size=3", *TINY], algo="defacto")
+    assert not list(tmp_path.rglob("config.json"))
+    with pytest.raises(ConfigError, match=r"config\.grpo.*expected a mapping"):
+        load_experiment(None, ["config.grpo=5"], algo="defacto")
+
+
+@pytest.mark.slow
+def test_passed_through_fields_reach_the_trainers(tmp_path):
+    """config.grpo / config.sft fields land in the TRL arguments the run trains with (TRL saves them with each
+    checkpoint), the old ``gradient_checkpointing`` name included, and the SFT stage's logs reach metrics.jsonl."""
+    overrides = [
+        f"run.out_dir={tmp_path}", "run.total_steps=1", "run.checkpoint_every=1", "run.log_every=1", *TINY,
+        "config.grpo.gradient_accumulation_steps=2", "config.grpo.num_iterations=2", "config.grpo.gradient_checkpointing=false",
+        "config.sft.logging_steps=1", "config.sft.max_grad_norm=0.5",
+    ]
+    run, _ = train(None, overrides, algo="defacto")
+    args = torch.load(run.path / "checkpoints" / "grpo" / "checkpoint-1" / "training_args.bin", weights_only=False)
+    assert (args.gradient_accumulation_steps, args.num_iterations, args.activation_checkpointing) == (2, 2, False)
+    assert args.temperature == run.experiment.config.temperature  # rlcf's own fields are still set
+    rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    sft_rows = [r for r in rows if "sft/loss" in r]
+    assert len(sft_rows) >= 2  # logging_steps=1 over the SFT stage's steps (TRL's default would log every 10)
+    assert all(r["sft/grad_norm"] <= 1e6 for r in sft_rows if "sft/grad_norm" in r)
+
+
+@pytest.mark.slow
+def test_rlcf_train_on_an_llm_config_prints_one_json_line(tmp_path):
+    """stdout is one parseable JSON summary line, as for the MARL trainers; TRL's raw log dicts appear nowhere,
+    and --quiet progress comes as log lines on stderr."""
+    args = [f"run.out_dir={tmp_path}", "run.total_steps=2", "run.log_every=1", "run.checkpoint_every=2", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "rlcf.cli", "--quiet", "train", "defacto", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout[-3000:]
+    summary = json.loads(lines[0])
+    assert "eval/neg/abstention" in summary["final"] and Path(summary["run"]).is_dir()
+    assert "{'loss'" not in proc.stdout + proc.stderr and "'train_runtime'" not in proc.stdout + proc.stderr
+    assert "Loading weights" not in proc.stderr and "Writing model shards" not in proc.stderr
+    assert "grpo: 2/2" in proc.stderr and "sft:" in proc.stderr  # the stages' progress, as log lines
