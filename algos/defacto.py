@@ -23,7 +23,6 @@ GPU bf16 (and vLLM when ``use_vllm``), from the same config.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
-from rlcf.algos.llm_trainer import LLMConfigChecks
+from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, trainer_callbacks
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -205,124 +204,91 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
 
 
 @algos.register("defacto", help="DeFacto-style counterfactual GRPO on TRL (pos / neg / random variants; format, answer, grounding)")
-class DeFacto(Algorithm):
+class DeFacto(LLMAlgorithm, Algorithm):
+    """The stages are :class:`rlcf.algos.llm_trainer.LLMAlgorithm`'s; this says what DeFacto's are made of."""
+
     Config = DeFactoConfig
 
     @classmethod
-    def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
+    def eval_data(cls, config: DeFactoConfig) -> list[dict[str, Any]]:
+        rows = task_rows(config, "eval", config.eval_docs, seed=config.data_seed)
+        validate_rows(rows, "evaluation data")
+        return rows
+
+    @classmethod
+    def train_data(cls, config: DeFactoConfig) -> list[dict[str, Any]]:
+        rows = [r for r in task_rows(config, "train", config.train_docs, seed=config.data_seed + 1000) if r["variant"] in config.variants]
+        validate_rows(rows, "GRPO training data")
+        return rows
+
+    @classmethod
+    def sft_data(cls, config: DeFactoConfig) -> dict[str, Any]:
+        return {
+            "rows": _sft_rows(config, config.data_seed),
+            "tag_weights": {"answer": config.sft_answer_weight, "evidence": config.sft_evidence_weight},
+            "unweighted_contents": () if config.sft_weight_abstentions else (qa_config(config).abstain,),
+        }
+
+    @classmethod
+    def tiny_corpus(cls, config: DeFactoConfig, train_rows: list[dict[str, Any]]) -> list[str]:
+        rows = task_rows(config, "train", 200 if config.modality == "image" else 400, seed=config.data_seed + 2000)
+        if config.modality == "image":
+            from rlcf.envs.grounded_images import image_completion_for
+
+            return [r["prompt"][0]["content"][1]["text"] + image_completion_for(r) for r in rows]
+        from rlcf.envs.grounded_qa import completion_for
+
+        return [r["prompt"] + completion_for(r) for r in rows]
+
+    @classmethod
+    def build_tiny(cls, config: DeFactoConfig, path: Path, corpus: list[str], seed: int) -> None:
+        from rlcf.algos.llm_common import build_tiny_lm, build_tiny_vlm
+
+        if config.modality == "image":
+            build_tiny_vlm(path, corpus, config.tiny, image_size=config.image_size, seed=seed)
+        else:
+            build_tiny_lm(path, corpus, config.tiny, seed=seed)
+
+    @classmethod
+    def load(cls, config: DeFactoConfig, path: str | Path, device: Any = None) -> tuple[Any, Any]:
+        return load_for(config, path, device)
+
+    @classmethod
+    def evaluate(cls, config: DeFactoConfig, model: Any, processing_class: Any, rows: list[dict[str, Any]], completions: Any = None) -> dict[str, Any]:
+        from rlcf.eval.llm import evaluate_splits
+
+        return evaluate_splits(model, processing_class, rows, config.eval_max_new_tokens, completions=completions)
+
+    @classmethod
+    def rollout_batch(cls, config: DeFactoConfig) -> int:
+        return config.prompts_per_step * config.num_generations
+
+    @classmethod
+    def make_trainer(cls, config: DeFactoConfig, model: Any, processing_class: Any, args: Any, train_rows: list[dict[str, Any]],
+                     rewards: Any, run: Any) -> Any:
         from datasets import Dataset
         from trl import GRPOTrainer
 
-        from rlcf.algos.llm_common import build_tiny_lm, build_tiny_vlm, run_sft
-        from rlcf.algos.llm_trainer import grpo_arguments, quiet_trainer, save_final, sft_config, train_resumable, trainer_callbacks
-        from rlcf.atomic import atomic_write_text
-        from rlcf.device import resolve_device
-        from rlcf.eval.llm import evaluate_splits, format_split_table
-        from rlcf.reward_set import RewardSet
-        from rlcf.seeding import seed_everything
-
-        from rlcf.runtime.distributed import barrier, fit_with_torchrun, is_lead, launched_by_torchrun, wants_workers
-
-        c, rc = experiment.config, experiment.run
-        if wants_workers(rc) > 1 and not launched_by_torchrun():
-            return fit_with_torchrun(cls, experiment, run, resume)
-        lead = is_lead()  # under torchrun: rank 0 builds, evaluates, logs and writes; every rank trains
-        device = resolve_device(rc.device)
-        gpu = device.type == "cuda"
-        seed_everything(rc.seed)
-        rewards = RewardSet(list(c.rewards), list(c.reward_weights) if c.reward_weights is not None else None)
-        eval_rows = task_rows(c, "eval", c.eval_docs, seed=c.data_seed)
-        train_rows = [r for r in task_rows(c, "train", c.train_docs, seed=c.data_seed + 1000) if r["variant"] in c.variants]
-        validate_rows(train_rows, "GRPO training data")
-        validate_rows(eval_rows, "evaluation data")
-        # TRL's configs first: a bad pass-through field fails here, before any stage trains.
-        ckpt_dir = run.path / "checkpoints" / "grpo"
-        args = grpo_arguments(c, rc, ckpt_dir, c.prompts_per_step * c.num_generations, rewards.weights, gpu)
-        sft_args = sft_config(c, rc, run.path / "sft_tmp", gpu) if c.sft_epochs > 0 else None
-
-        # Stage 1: the model.
-        model_path: str | Path = c.model
-        if c.model == "tiny":
-            model_path = run.path / "base_model"
-            if lead and not (model_path / "config.json").exists():
-                if c.modality == "image":
-                    from rlcf.envs.grounded_images import image_completion_for
-
-                    rows = task_rows(c, "train", 200, seed=c.data_seed + 2000)
-                    corpus = [r["prompt"][0]["content"][1]["text"] + image_completion_for(r) for r in rows]
-                    build_tiny_vlm(model_path, corpus, c.tiny, image_size=c.image_size, seed=rc.seed)
-                else:
-                    from rlcf.envs.grounded_qa import completion_for
-
-                    corpus = [r["prompt"] + completion_for(r) for r in task_rows(c, "train", 400, seed=c.data_seed + 2000)]
-                    build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
-        barrier()
-        # Stage 2: SFT.
-        if sft_args is not None:
-            sft_path = run.path / "sft_model"
-            if not (sft_path / "config.json").exists():
-                weights = {"answer": c.sft_answer_weight, "evidence": c.sft_evidence_weight}
-                run_sft(model_path, _sft_rows(c, c.data_seed), sft_path, sft_args, tag_weights=weights,
-                        unweighted_contents=() if c.sft_weight_abstentions else (qa_config(c).abstain,),
-                        callbacks=trainer_callbacks(run, "sft", prefix="sft"))
-            model_path = sft_path
-        results: dict[str, Any] = {}
-        model, tokenizer = load_for(c, model_path, device)
-        if lead:
-            before = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
-            results["sft" if c.sft_epochs > 0 else "base"] = before
-            if not resume:
-                run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
-
-        # Stage 3: GRPO on TRL.
-        tally = VariantRewardTally()
-        trainer = quiet_trainer(GRPOTrainer(
+        tally = VariantRewardTally()  # per-variant reward means beside TRL's batch means
+        return GRPOTrainer(
             model=model,
             reward_funcs=[tally.wrap(fn, name) for fn, name in zip(rewards.functions, rewards.names)],
             args=args,
             train_dataset=Dataset.from_list(train_rows),
-            processing_class=tokenizer,
+            processing_class=processing_class,
             callbacks=trainer_callbacks(run, "grpo", tally),
-        ))
-        train_resumable(trainer, ckpt_dir, resume, "GRPO")
-        if not lead:
-            return {}
-        model = save_final(run, trainer, tokenizer)
-        after = evaluate_splits(model, tokenizer, eval_rows, c.eval_max_new_tokens)
-        results["defacto" if set(c.variants) != {"pos"} else "grpo"] = after
-        final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
-        run.log(final, rc.total_steps)
-        table = format_split_table(results)
-        atomic_write_text(
-            run.path / "eval.json",
-            json.dumps({name: {s: sc.as_dict() | {"rows": sc.rows} for s, sc in per.items()} for name, per in results.items()}, indent=2),
         )
-        log.info("per-split scores:\n%s", table)
-        run.results = results  # programmatic callers (bench, tests) read the before/after scores here
-        run.close()
-        return final
 
     @classmethod
-    def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
-        """Per-split scores of a run's final model (or, before it exists, its newest GRPO checkpoint);
-        ``actors`` > 0 generates on that many Ray rollout actors (text modality)."""
-        from rlcf.algos.llm_trainer import final_or_checkpoint
-        from rlcf.device import resolve_device
+    def result_name(cls, config: DeFactoConfig) -> str:
+        return "defacto" if set(config.variants) != {"pos"} else "grpo"
+
+    @classmethod
+    def check_actors(cls, config: DeFactoConfig) -> None:
         from rlcf.errors import UsageError
-        from rlcf.eval.llm import evaluate_splits
 
-        c = run.experiment.config
-        folder = final_or_checkpoint(run, "GRPO")
-        rows = task_rows(c, "eval", c.eval_docs, seed=c.data_seed)
-        if actors > 0:
-            if c.modality != "text":
-                raise UsageError("Ray rollout actors generate text; evaluate an image-modality run without --actors")
-            from rlcf.eval.llm import greedy_with_actors
-
-            completions = greedy_with_actors(folder, [r["prompt"] for r in rows], c.eval_max_new_tokens, actors)
-            return evaluate_splits(None, None, rows, c.eval_max_new_tokens, completions=completions)
-        model, tokenizer = load_for(c, folder, resolve_device(run.experiment.run.device))
-        return evaluate_splits(model, tokenizer, rows, c.eval_max_new_tokens)
+        if config.modality != "text":
+            raise UsageError("Ray rollout actors generate text; evaluate an image-modality run without --actors")
 
 
 class VariantRewardTally:

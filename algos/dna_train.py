@@ -38,18 +38,16 @@ pair accuracy (both sides right), on held-out pairs, before and after RL.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
-from rlcf.algos.llm_trainer import LLMConfigChecks
+from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks
 from rlcf.config import option, require
 from rlcf.errors import UsageError
 from rlcf.registry import algos
@@ -485,110 +483,66 @@ def _sft_rows(config: DNATrainConfig) -> tuple[list[dict[str, Any]], Any]:
 
 
 @algos.register("dna-train", help="DNA-Train: paired SFT then DAPO with pair-wise l1 (duality-normalized) advantages")
-class DNATrain(Algorithm):
+class DNATrain(LLMAlgorithm, Algorithm):
+    """The stages are :class:`rlcf.algos.llm_trainer.LLMAlgorithm`'s; this says what DNA-Train's are made of."""
+
     Config = DNATrainConfig
+    rl_stage = "RL"
 
     @classmethod
-    def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
+    def eval_data(cls, config: DNATrainConfig) -> list[dict[str, Any]]:
+        return pair_data(config, "eval", config.eval_pairs, config.data_seed)
+
+    @classmethod
+    def train_data(cls, config: DNATrainConfig) -> list[dict[str, Any]]:
+        return pair_data(config, "train", config.train_pairs, config.data_seed + 1000)
+
+    @classmethod
+    def sft_data(cls, config: DNATrainConfig) -> dict[str, Any]:
+        rows, sampler = _sft_rows(config)  # bad data fails here, before training
+        return {"rows": rows, "sampler": sampler, "tag_weights": {"answer": config.sft_answer_weight}}
+
+    @classmethod
+    def tiny_corpus(cls, config: DNATrainConfig, train_rows: list[dict[str, Any]]) -> list[str]:
+        from rlcf.envs.grounded_pairs import completion_for
+
+        if config.data == "embedded":
+            return [r["prompt"] + completion_for(r) for r in pair_data(config, "train", 200, config.data_seed + 2000)]
+        return [r["prompt"] + str(r.get("completion") or r["solution"]) for r in train_rows]
+
+    @classmethod
+    def evaluate(cls, config: DNATrainConfig, model: Any, processing_class: Any, rows: list[dict[str, Any]], completions: Any = None) -> dict[str, Any]:
+        from rlcf.eval.llm import evaluate_pairs
+
+        return evaluate_pairs(model, processing_class, rows, config.eval_max_new_tokens, completions=completions)
+
+    @classmethod
+    def rollout_batch(cls, config: DNATrainConfig) -> int:
+        return 2 * config.pairs_per_step * config.num_generations  # both sides of every pair
+
+    @classmethod
+    def grpo_settings(cls, config: DNATrainConfig) -> dict[str, Any]:
+        return {"epsilon": config.epsilon, "epsilon_high": config.epsilon_high}
+
+    @classmethod
+    def make_trainer(cls, config: DNATrainConfig, model: Any, processing_class: Any, args: Any, train_rows: list[dict[str, Any]],
+                     rewards: Any, run: Any) -> Any:
         from datasets import Dataset
 
-        from rlcf.algos.llm_common import build_tiny_lm, load_model, run_sft
-        from rlcf.algos.llm_trainer import grpo_arguments, quiet_trainer, save_final, sft_config, train_resumable, trainer_callbacks
-        from rlcf.atomic import atomic_write_text
-        from rlcf.device import resolve_device
-        from rlcf.envs.grounded_pairs import completion_for
-        from rlcf.eval.llm import evaluate_pairs, format_split_table
-        from rlcf.reward_set import RewardSet
-        from rlcf.seeding import seed_everything
+        from rlcf.algos.llm_trainer import trainer_callbacks
 
-        from rlcf.runtime.distributed import barrier, fit_with_torchrun, is_lead, launched_by_torchrun, wants_workers
-
-        c, rc = experiment.config, experiment.run
-        if wants_workers(rc) > 1 and not launched_by_torchrun():
-            return fit_with_torchrun(cls, experiment, run, resume)
-        lead = is_lead()  # under torchrun: rank 0 builds, evaluates, logs and writes; every rank trains
-        device = resolve_device(rc.device)
-        gpu = device.type == "cuda"
-        seed_everything(rc.seed)
-        rewards = RewardSet(list(c.rewards), list(c.reward_weights) if c.reward_weights is not None else None)
-        eval_rows = pair_data(c, "eval", c.eval_pairs, c.data_seed)
-        train_rows = pair_data(c, "train", c.train_pairs, c.data_seed + 1000)
-        sft_rows, sampler = _sft_rows(c) if c.sft_epochs > 0 else ([], None)  # bad data fails here, before training
-        trainer_cls = _dna_trainer_class()
-        # TRL's configs first: a bad pass-through field fails here, before any stage trains.
-        ckpt_dir = run.path / "checkpoints" / "grpo"
-        args = grpo_arguments(c, rc, ckpt_dir, 2 * c.pairs_per_step * c.num_generations, rewards.weights, gpu,
-                              epsilon=c.epsilon, epsilon_high=c.epsilon_high)
-        sft_args = sft_config(c, rc, run.path / "sft_tmp", gpu) if c.sft_epochs > 0 else None
-
-        model_path: str | Path = c.model
-        if c.model == "tiny":
-            model_path = run.path / "base_model"
-            if lead and not (model_path / "config.json").exists():
-                if c.data == "embedded":
-                    corpus = [r["prompt"] + completion_for(r) for r in pair_data(c, "train", 200, c.data_seed + 2000)]
-                else:
-                    corpus = [r["prompt"] + str(r.get("completion") or r["solution"]) for r in train_rows]
-                build_tiny_lm(model_path, corpus, c.tiny, seed=rc.seed)
-        barrier()
-        if sft_args is not None:
-            sft_path = run.path / "sft_model"
-            if not (sft_path / "config.json").exists():
-                run_sft(model_path, sft_rows, sft_path, sft_args, sampler=sampler, tag_weights={"answer": c.sft_answer_weight},
-                        callbacks=trainer_callbacks(run, "sft", prefix="sft"))
-            model_path = sft_path
-        results: dict[str, Any] = {}
-        model, tokenizer = load_model(model_path, device)
-        if lead:
-            before = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
-            results["sft" if c.sft_epochs > 0 else "base"] = before
-            if not resume:
-                run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
-
-        trainer = quiet_trainer(trainer_cls(
+        return _dna_trainer_class()(
             model=model,
             reward_funcs=list(rewards.functions),
             args=args,
             train_dataset=Dataset.from_list(train_rows),
-            processing_class=tokenizer,
+            processing_class=processing_class,
             callbacks=trainer_callbacks(run, "dna-train"),
-            advantage=c.advantage,
-            degenerate=c.degenerate,
-            pair_eps=c.pair_eps,
-        ))
-        train_resumable(trainer, ckpt_dir, resume, "RL")
-        if not lead:
-            return {}
-        model = save_final(run, trainer, tokenizer)
-        after = evaluate_pairs(model, tokenizer, eval_rows, c.eval_max_new_tokens)
-        results[f"dna-{c.advantage}"] = after
-        final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
-        run.log(final, rc.total_steps)
-        atomic_write_text(
-            run.path / "eval.json",
-            json.dumps({name: {s: sc.as_dict() | {"rows": sc.rows} for s, sc in per.items()} for name, per in results.items()}, indent=2),
+            advantage=config.advantage,
+            degenerate=config.degenerate,
+            pair_eps=config.pair_eps,
         )
-        log.info("pair scores:\n%s", format_split_table(results))
-        run.results = results
-        run.close()
-        return final
 
     @classmethod
-    def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
-        """Real, counterfactual and pair accuracy of a run's final model (or its newest RL checkpoint);
-        ``actors`` > 0 generates on that many Ray rollout actors."""
-        from rlcf.algos.llm_common import load_model
-        from rlcf.algos.llm_trainer import final_or_checkpoint
-        from rlcf.device import resolve_device
-        from rlcf.eval.llm import evaluate_pairs
-
-        c = run.experiment.config
-        folder = final_or_checkpoint(run, "RL")
-        rows = pair_data(c, "eval", c.eval_pairs, c.data_seed)
-        if actors > 0:
-            from rlcf.eval.llm import greedy_with_actors
-
-            completions = greedy_with_actors(folder, [r["prompt"] for r in rows], c.eval_max_new_tokens, actors)
-            return evaluate_pairs(None, None, rows, c.eval_max_new_tokens, completions=completions)
-        model, tokenizer = load_model(folder, resolve_device(run.experiment.run.device))
-        return evaluate_pairs(model, tokenizer, rows, c.eval_max_new_tokens)
+    def result_name(cls, config: DNATrainConfig) -> str:
+        return f"dna-{config.advantage}"

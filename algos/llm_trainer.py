@@ -321,3 +321,175 @@ def final_or_checkpoint(run: Any, stage: str = "GRPO") -> Path:
     if found is None:
         raise UsageError(f"run '{run.path}' has no final model and no {stage} checkpoint yet; train it first")
     return found
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The stages.
+
+
+class LLMAlgorithm:
+    """The stages every LLM algorithm runs, as a mixin for :class:`rlcf.algorithm.Algorithm`: the subclass says
+    what differs through the hooks below, and :meth:`fit` does the rest.
+
+    1. data: :meth:`eval_data` and :meth:`train_data` (validated) and, when SFT runs, :meth:`sft_data` — both
+       before anything trains, as are TRL's configs (:func:`grpo_arguments`, :func:`sft_config`);
+    2. the model: ``model: tiny`` builds the embedded tiny model from :meth:`tiny_corpus` (:meth:`build_tiny`);
+       any other value is a hub id or a local folder;
+    3. SFT on TRL's ``SFTTrainer`` (skipped with ``sft_epochs: 0``), into ``<run>/sft_model``;
+    4. RL on :meth:`make_trainer`'s ``GRPOTrainer`` (sub)class, checkpointed by TRL and resumable;
+    5. :meth:`evaluate` before and after RL; ``final_model``, ``eval.json`` and the table in the log.
+    """
+
+    #: The RL stage's name in messages and progress ("GRPO", "RL").
+    rl_stage: str = "GRPO"
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def eval_data(cls, config: Any) -> list[dict[str, Any]]:
+        """Held-out rows for evaluation, validated."""
+        raise NotImplementedError
+
+    @classmethod
+    def train_data(cls, config: Any) -> list[dict[str, Any]]:
+        """RL training rows, validated."""
+        raise NotImplementedError
+
+    @classmethod
+    def sft_data(cls, config: Any) -> dict[str, Any]:
+        """Keyword arguments of :func:`rlcf.algos.llm_common.run_sft` for the SFT stage: ``rows`` and optionally
+        ``sampler``, ``tag_weights``, ``unweighted_contents``."""
+        raise NotImplementedError
+
+    @classmethod
+    def tiny_corpus(cls, config: Any, train_rows: list[dict[str, Any]]) -> list[str]:
+        """Text the embedded tiny model's tokenizer is trained on."""
+        raise NotImplementedError
+
+    @classmethod
+    def build_tiny(cls, config: Any, path: Path, corpus: list[str], seed: int) -> None:
+        from rlcf.algos.llm_common import build_tiny_lm
+
+        build_tiny_lm(path, corpus, config.tiny, seed=seed)
+
+    @classmethod
+    def load(cls, config: Any, path: str | Path, device: Any = None) -> tuple[Any, Any]:
+        """``(model, processing class)`` from a folder or hub id."""
+        from rlcf.algos.llm_common import load_model
+
+        return load_model(path, device)
+
+    @classmethod
+    def evaluate(cls, config: Any, model: Any, processing_class: Any, rows: list[dict[str, Any]], completions: Any = None) -> dict[str, Any]:
+        """Scores per split (``{split: scores}``) of greedy completions (generated here unless given)."""
+        raise NotImplementedError
+
+    @classmethod
+    def rollout_batch(cls, config: Any) -> int:
+        """Completions per optimizer step (TRL's ``per_device_train_batch_size``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def grpo_settings(cls, config: Any) -> dict[str, Any]:
+        """GRPOConfig fields of this algorithm's own beyond the shared ones (e.g. clip ranges)."""
+        return {}
+
+    @classmethod
+    def make_trainer(cls, config: Any, model: Any, processing_class: Any, args: Any, train_rows: list[dict[str, Any]],
+                     rewards: Any, run: Any) -> Any:
+        """The RL trainer, its callbacks from :func:`trainer_callbacks`."""
+        raise NotImplementedError
+
+    @classmethod
+    def result_name(cls, config: Any) -> str:
+        """The after-RL row's name in ``eval.json`` and the table."""
+        raise NotImplementedError
+
+    # -- the stages --------------------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
+        import json
+
+        from rlcf.algos.llm_common import run_sft
+        from rlcf.atomic import atomic_write_text
+        from rlcf.device import resolve_device
+        from rlcf.eval.llm import format_split_table
+        from rlcf.reward_set import RewardSet
+        from rlcf.runtime.distributed import barrier, fit_with_torchrun, is_lead, launched_by_torchrun, wants_workers
+        from rlcf.seeding import seed_everything
+
+        c, rc = experiment.config, experiment.run
+        if wants_workers(rc) > 1 and not launched_by_torchrun():
+            return fit_with_torchrun(cls, experiment, run, resume)
+        lead = is_lead()  # under torchrun: rank 0 builds, evaluates, logs and writes; every rank trains
+        device = resolve_device(rc.device)
+        gpu = device.type == "cuda"
+        seed_everything(rc.seed)
+        rewards = RewardSet(list(c.rewards), list(c.reward_weights) if c.reward_weights is not None else None)
+        # Everything that can be refused is checked before any stage trains: data, SFT data, TRL's configs.
+        eval_rows = cls.eval_data(c)
+        train_rows = cls.train_data(c)
+        sft = cls.sft_data(c) if c.sft_epochs > 0 else None
+        ckpt_dir = run.path / "checkpoints" / "grpo"
+        args = grpo_arguments(c, rc, ckpt_dir, cls.rollout_batch(c), rewards.weights, gpu, **cls.grpo_settings(c))
+        sft_args = sft_config(c, rc, run.path / "sft_tmp", gpu) if sft is not None else None
+
+        model_path: str | Path = c.model
+        if c.model == "tiny":
+            model_path = run.path / "base_model"
+            if lead and not (model_path / "config.json").exists():
+                cls.build_tiny(c, model_path, cls.tiny_corpus(c, train_rows), rc.seed)
+        barrier()
+        if sft is not None:
+            sft_path = run.path / "sft_model"
+            if not (sft_path / "config.json").exists():
+                run_sft(model_path, out_dir=sft_path, args=sft_args, callbacks=trainer_callbacks(run, "sft", prefix="sft"), **sft)
+            model_path = sft_path
+        results: dict[str, Any] = {}
+        model, processing_class = cls.load(c, model_path, device)
+        if lead:
+            before = cls.evaluate(c, model, processing_class, eval_rows)
+            results["sft" if sft is not None else "base"] = before
+            if not resume:
+                run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
+
+        trainer = quiet_trainer(cls.make_trainer(c, model, processing_class, args, train_rows, rewards, run))
+        train_resumable(trainer, ckpt_dir, resume, cls.rl_stage)
+        if not lead:
+            return {}
+        model = save_final(run, trainer, processing_class)
+        after = cls.evaluate(c, model, processing_class, eval_rows)
+        results[cls.result_name(c)] = after
+        final = {f"eval/{s}/{k}": v for s, sc in after.items() for k, v in sc.as_dict().items()}
+        run.log(final, rc.total_steps)
+        atomic_write_text(
+            run.path / "eval.json",
+            json.dumps({name: {s: sc.as_dict() | {"rows": sc.rows} for s, sc in per.items()} for name, per in results.items()}, indent=2),
+        )
+        log.info("%s scores:\n%s", cls.rl_stage, format_split_table(results))
+        run.results = results  # programmatic callers (bench, tests) read the before/after scores here
+        run.close()
+        return final
+
+    @classmethod
+    def evaluate_run(cls, run: Any, actors: int = 0) -> dict[str, Any]:
+        """Per-split scores of a run's final model (or, before it exists, its newest RL checkpoint); ``actors`` > 0
+        generates on that many Ray rollout actors."""
+        from rlcf.device import resolve_device
+
+        c = run.experiment.config
+        folder = final_or_checkpoint(run, cls.rl_stage)
+        rows = cls.eval_data(c)
+        if actors > 0:
+            cls.check_actors(c)
+            from rlcf.eval.llm import greedy_with_actors
+
+            completions = greedy_with_actors(folder, [r["prompt"] for r in rows], c.eval_max_new_tokens, actors)
+            return cls.evaluate(c, None, None, rows, completions=completions)
+        model, processing_class = cls.load(c, folder, resolve_device(run.experiment.run.device))
+        return cls.evaluate(c, model, processing_class, rows)
+
+    @classmethod
+    def check_actors(cls, config: Any) -> None:
+        """Refuse Ray actor evaluation where it cannot run (the actors generate text)."""
