@@ -32,7 +32,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
-from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, trainer_callbacks
+from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, trainer_callbacks, trl_passthrough
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -91,14 +91,8 @@ class DeFactoConfig(LLMConfigChecks):
     loss_type: str = option("dapo", "TRL loss aggregation: grpo, dapo, dr_grpo, bnpo, ...")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(48, "Generation length in evaluation.")
-    grpo: dict[str, Any] = option(
-        default_factory=dict,
-        help="Any other trl.GRPOConfig field, passed through (e.g. gradient_accumulation_steps, num_iterations, "
-        "vllm_mode, report_to: [wandb]); checked against TRL before training. Fields rlcf sets are refused with their rlcf name.",
-    )
-    sft: dict[str, Any] = option(
-        default_factory=dict, help="Any other trl.SFTConfig field for the SFT stage, passed through and checked the same way."
-    )
+    grpo: dict[str, Any] = trl_passthrough("grpo")
+    sft: dict[str, Any] = trl_passthrough("sft")
     modality: str = option(
         "text",
         "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.grounded_images) "

@@ -47,7 +47,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
-from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks
+from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, trl_passthrough
 from rlcf.config import option, require
 from rlcf.errors import UsageError
 from rlcf.registry import algos
@@ -396,14 +396,8 @@ class DNATrainConfig(LLMConfigChecks):
     epsilon_high: float = option(0.28, "Upper clip range (DAPO's clip-higher).")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(24, "Generation length in evaluation.")
-    grpo: dict[str, Any] = option(
-        default_factory=dict,
-        help="Any other trl.GRPOConfig field for the RL stage, passed through (e.g. gradient_accumulation_steps, "
-        "num_iterations, vllm_mode, report_to: [wandb]); checked against TRL before training. Fields rlcf sets are refused with their rlcf name.",
-    )
-    sft: dict[str, Any] = option(
-        default_factory=dict, help="Any other trl.SFTConfig field for the SFT stage, passed through and checked the same way."
-    )
+    grpo: dict[str, Any] = trl_passthrough("grpo")
+    sft: dict[str, Any] = trl_passthrough("sft")
 
     def __post_init__(self) -> None:
         self.check_llm_fields(("train_pairs", "eval_pairs", "sft_pairs", "num_generations", "pairs_per_step", "max_completion_length", "sft_batch_size"))

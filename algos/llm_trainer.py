@@ -30,12 +30,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlcf.config import require
+from rlcf.config import option, require
 from rlcf.errors import ConfigError, UsageError
 
 __all__ = [
     "LLMConfigChecks",
     "check_trl_fields",
+    "trl_passthrough",
     "final_or_checkpoint",
     "grpo_arguments",
     "latest_trainer_checkpoint",
@@ -107,6 +108,17 @@ def check_trl_fields(kind: str, overrides: Mapping[str, Any], config: Any = None
             close = difflib.get_close_matches(name, sorted(valid), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; see trl.{cls.__name__} for the fields"
             raise ConfigError(f"{kind}.{name}", f"is not a field of trl.{cls.__name__}{hint}")
+
+
+def trl_passthrough(kind: str) -> Any:
+    """The ``grpo`` / ``sft`` config field: any other field of TRL's ``GRPOConfig`` / ``SFTConfig``, passed through."""
+    stage, cls = ("RL", "GRPOConfig") if kind == "grpo" else ("SFT", "SFTConfig")
+    return option(
+        default_factory=dict,
+        help=f"Any other trl.{cls} field for the {stage} stage, passed through (e.g. gradient_accumulation_steps"
+        + (", num_iterations, vllm_mode, report_to: [wandb]" if kind == "grpo" else ", max_grad_norm, packing")
+        + "); checked against TRL before training. Fields rlcf sets are refused with their rlcf name.",
+    )
 
 
 class LLMConfigChecks:
