@@ -287,7 +287,12 @@ class DeFacto(LLMAlgorithm, Algorithm):
 
 class VariantRewardTally:
     """Per-variant means of every reward between two logging steps (TRL logs only the batch mean, which hides
-    whether a reward rises on ``neg`` while falling on ``random``). :meth:`wrap` keeps each function's name."""
+    whether a reward rises on ``neg`` while falling on ``random``). :meth:`wrap` keeps each function's name.
+
+    Under several processes each scores its own completions; :meth:`flush` sums them over all processes (every
+    process must call it at the same logging step, as the trainer's ``on_log`` does), so the logged means and
+    counts cover the whole batch, not rank 0's share.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, list[float]] = {}
@@ -300,7 +305,7 @@ class VariantRewardTally:
             values = fn(*args, **kwargs)
             for variant, value in zip(kwargs.get("variant") or [], values):
                 if value is not None:
-                    acc = self.sums.setdefault(f"rewards/{name}/{variant}/mean", [0.0, 0])
+                    acc = self.sums.setdefault(f"rewards/{name}/{variant}", [0.0, 0])
                     acc[0] += float(value)
                     acc[1] += 1
             return values
@@ -308,6 +313,22 @@ class VariantRewardTally:
         return tallied
 
     def flush(self) -> dict[str, float]:
-        out = {key: total / count for key, (total, count) in self.sums.items() if count}
+        """``rewards/<name>/<variant>/mean`` and ``…/count`` since the last flush, over all processes."""
+        import torch.distributed as dist
+
+        parts = [self.sums]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            parts = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, self.sums)
         self.sums = {}
+        total: dict[str, list[float]] = {}
+        for part in parts:
+            for key, (value, count) in (part or {}).items():
+                acc = total.setdefault(key, [0.0, 0])
+                acc[0] += value
+                acc[1] += count
+        out: dict[str, float] = {}
+        for key, (value, count) in total.items():
+            if count:
+                out[f"{key}/mean"], out[f"{key}/count"] = value / count, float(count)
         return out

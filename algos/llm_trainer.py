@@ -241,12 +241,12 @@ def trainer_callbacks(run: Any, stage: str, tally: Any = None, prefix: str = "tr
 
     class RunLogger(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            # Every process gets here at each logging step; the tally is gathered over all of them.
+            per_variant = tally.flush() if tally is not None else {}
             if logs and state.is_world_process_zero and run is not None:
                 numeric = {_metric_key(prefix, k): float(v) for k, v in logs.items() if isinstance(v, (int, float))}
                 numeric[f"{prefix}/processes"] = float(args.world_size)
-                if tally is not None:
-                    numeric.update(tally.flush())
-                run.log(numeric, int(state.global_step))
+                run.log(numeric | per_variant, int(state.global_step))
 
     class Progress(TrainerCallback):
         """rlcf's progress bar over the stage's optimizer steps (log lines with ``--quiet`` or off a terminal)."""

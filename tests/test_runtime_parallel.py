@@ -218,6 +218,9 @@ def test_trl_trainers_train_on_two_torchrun_processes(algo, tmp_path):
     assert trained and all(r["train/processes"] == 2 for r in trained), "both processes trained"
     steps = [r["step"] for r in trained if "train/loss" in r]
     assert steps == [1, 2], "only rank 0 logs"
+    if algo == "defacto":  # per-variant reward means cover both processes' completions: 2 × 2 prompts × 2 each
+        for row in (r for r in trained if "train/loss" in r):
+            assert sum(row.get(f"rewards/format/{v}/count", 0) for v in ("pos", "neg", "random")) == 8, row
     assert (run.path / "final_model" / "config.json").exists() and (run.path / "eval.json").exists()
     # The same run evaluated by two Ray rollout actors.
     assert main(["eval", str(run.path), "--actors", "2", "--json", str(tmp_path / "scores.json")]) == 0
