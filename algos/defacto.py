@@ -32,7 +32,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
-from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, trainer_callbacks, trl_passthrough
+from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, prompt_format_option, trainer_callbacks, trl_passthrough
 from rlcf.config import option, require
 from rlcf.registry import algos
 
@@ -53,6 +53,11 @@ class DeFactoConfig(LLMConfigChecks):
     eval_docs: int = option(60, "Held-out documents for evaluation (never in training).")
     data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
     variants: tuple[str, ...] = option(("pos", "neg", "random"), "Variants trained on; ('pos',) with format+answer = plain GRPO.")
+    variant_repeats: tuple[int, ...] | None = option(
+        None,
+        "One integer per entry of variants: how often each row of that variant appears in the GRPO data (default all 1). "
+        "E.g. [1, 2, 1] with variants [pos, neg, random] makes half the GRPO prompts counterfactual.",
+    )
     rewards: tuple[str, ...] = option(("format", "answer", "grounding"), "Reward functions by name (registry or 'pkg.mod:fn').")
     reward_weights: tuple[float, ...] | None = option(None, "One weight per reward (default: all 1, as the paper's unweighted sum).")
     sft_docs: int = option(1500, "Documents for the SFT stage.")
@@ -91,6 +96,7 @@ class DeFactoConfig(LLMConfigChecks):
     loss_type: str = option("dapo", "TRL loss aggregation: grpo, dapo, dr_grpo, bnpo, ...")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(48, "Generation length in evaluation.")
+    prompt_format: str = prompt_format_option()
     grpo: dict[str, Any] = trl_passthrough("grpo")
     sft: dict[str, Any] = trl_passthrough("sft")
     modality: str = option(
@@ -116,6 +122,11 @@ class DeFactoConfig(LLMConfigChecks):
         self.check_llm_fields(("train_docs", "eval_docs", "sft_docs", "num_generations", "prompts_per_step", "max_completion_length", "sft_batch_size"))
         bad = [v for v in self.variants if v not in VARIANTS]
         require(not bad and len(self.variants) > 0, "variants", f"must be a non-empty subset of {', '.join(VARIANTS)}, got {list(self.variants)}")
+        require(
+            self.variant_repeats is None or (len(self.variant_repeats) == len(self.variants) and all(n >= 1 for n in self.variant_repeats)),
+            "variant_repeats",
+            f"needs one integer >= 1 per variant ({', '.join(self.variants)}), got {self.variant_repeats}",
+        )
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
         require(self.sft_evidence_weight > 0, "sft_evidence_weight", f"must be > 0 (1 = plain token mean), got {self.sft_evidence_weight}")
         require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
@@ -211,7 +222,9 @@ class DeFacto(LLMAlgorithm, Algorithm):
 
     @classmethod
     def train_data(cls, config: DeFactoConfig) -> list[dict[str, Any]]:
-        rows = [r for r in task_rows(config, "train", config.train_docs, seed=config.data_seed + 1000) if r["variant"] in config.variants]
+        repeats = dict(zip(config.variants, config.variant_repeats or [1] * len(config.variants)))
+        rows = [r for r in task_rows(config, "train", config.train_docs, seed=config.data_seed + 1000) if r["variant"] in repeats]
+        rows = [r for r in rows for _ in range(repeats[r["variant"]])]
         validate_rows(rows, "GRPO training data")
         return rows
 
@@ -222,6 +235,15 @@ class DeFacto(LLMAlgorithm, Algorithm):
             "tag_weights": {"answer": config.sft_answer_weight, "evidence": config.sft_evidence_weight},
             "unweighted_contents": () if config.sft_weight_abstentions else (qa_config(config).abstain,),
         }
+
+    @classmethod
+    def instruction(cls, config: DeFactoConfig) -> str:
+        abstain = qa_config(config).abstain
+        return (
+            "Answer the question from the numbered facts. Write <evidence>the numbers of the facts you use</evidence>"
+            f"<think>your reasoning</think><answer>the answer</answer>. If the fact you need is masked, write {abstain} "
+            "as the evidence and as the answer."
+        )
 
     @classmethod
     def tiny_corpus(cls, config: DeFactoConfig, train_rows: list[dict[str, Any]]) -> list[str]:
@@ -241,7 +263,7 @@ class DeFacto(LLMAlgorithm, Algorithm):
         if config.modality == "image":
             build_tiny_vlm(path, corpus, config.tiny, image_size=config.image_size, seed=seed)
         else:
-            build_tiny_lm(path, corpus, config.tiny, seed=seed)
+            build_tiny_lm(path, corpus, config.tiny, seed=seed, chat=config.prompt_format == "chat")
 
     @classmethod
     def load(cls, config: DeFactoConfig, path: str | Path, device: Any = None) -> tuple[Any, Any]:

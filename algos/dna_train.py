@@ -47,7 +47,7 @@ import numpy as np
 
 from rlcf.algorithm import Algorithm
 from rlcf.algos.llm_common import TinyLMConfig
-from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, trl_passthrough
+from rlcf.algos.llm_trainer import LLMAlgorithm, LLMConfigChecks, prompt_format_option, trl_passthrough
 from rlcf.config import option, require
 from rlcf.errors import UsageError
 from rlcf.registry import algos
@@ -396,6 +396,7 @@ class DNATrainConfig(LLMConfigChecks):
     epsilon_high: float = option(0.28, "Upper clip range (DAPO's clip-higher).")
     use_vllm: bool = option(False, "Generate with vLLM (GPU only).")
     eval_max_new_tokens: int = option(24, "Generation length in evaluation.")
+    prompt_format: str = prompt_format_option()
     grpo: dict[str, Any] = trl_passthrough("grpo")
     sft: dict[str, Any] = trl_passthrough("sft")
 
@@ -495,6 +496,10 @@ class DNATrain(LLMAlgorithm, Algorithm):
     def sft_data(cls, config: DNATrainConfig) -> dict[str, Any]:
         rows, sampler = _sft_rows(config)  # bad data fails here, before training
         return {"rows": rows, "sampler": sampler, "tag_weights": {"answer": config.sft_answer_weight}}
+
+    @classmethod
+    def instruction(cls, config: DNATrainConfig) -> str:
+        return "Answer the question from the facts with one of the options. Write <think>your reasoning</think><answer>the option</answer>."
 
     @classmethod
     def tiny_corpus(cls, config: DNATrainConfig, train_rows: list[dict[str, Any]]) -> list[str]:

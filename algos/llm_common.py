@@ -77,15 +77,29 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int, extra_specials: Sequ
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", eos_token="<|endoftext|>", bos_token=None)
 
 
-def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConfig | None = None, seed: int = 0) -> Path:
-    """Train a tokenizer on ``corpus``, initialise a tiny causal LM, save both to ``out_dir``; returns the path."""
+#: The tiny text model's chat template (with ``chat=True``): ChatML turns, as Qwen's instruct models write them, so
+#: the chat-formatted path (system instruction, user prompt, assistant completion) runs on CPU as on a real model.
+TEXT_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConfig | None = None, seed: int = 0, chat: bool = False) -> Path:
+    """Train a tokenizer on ``corpus``, initialise a tiny causal LM, save both to ``out_dir``; returns the path.
+
+    ``chat=True`` gives the tokenizer ChatML's turn markers as special tokens and :data:`TEXT_CHAT_TEMPLATE`, with
+    ``<|im_end|>`` as the end of a turn (the model's EOS), like an instruct model."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     from rlcf.atomic import atomic_dir
 
     cfg = config or TinyLMConfig()
-    tokenizer = build_tokenizer(corpus, cfg.vocab_size, prefix_space=cfg.prefix_space)
+    tokenizer = build_tokenizer(corpus, cfg.vocab_size, extra_specials=("<|im_start|>", "<|im_end|>") if chat else (), prefix_space=cfg.prefix_space)
+    if chat:
+        tokenizer.chat_template = TEXT_CHAT_TEMPLATE
+        tokenizer.eos_token = "<|im_end|>"
     kwargs = dict(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,

@@ -35,8 +35,11 @@ from rlcf.errors import ConfigError, UsageError
 
 __all__ = [
     "LLMConfigChecks",
+    "as_chat",
     "check_trl_fields",
+    "prompt_format_option",
     "trl_passthrough",
+    "use_chat",
     "final_or_checkpoint",
     "grpo_arguments",
     "latest_trainer_checkpoint",
@@ -110,6 +113,48 @@ def check_trl_fields(kind: str, overrides: Mapping[str, Any], config: Any = None
             raise ConfigError(f"{kind}.{name}", f"is not a field of trl.{cls.__name__}{hint}")
 
 
+PROMPT_FORMATS = ("auto", "plain", "chat")
+
+
+def prompt_format_option() -> Any:
+    """The ``prompt_format`` config field."""
+    return option(
+        "auto",
+        "plain (the prompt text, continued by the model), chat (a system instruction stating the output format and the "
+        "abstention answer, then the prompt as the user turn, through the model's chat template) or auto (chat when the "
+        "model is not 'tiny' and its tokenizer has a chat template). With model 'tiny', chat builds it a ChatML template.",
+    )
+
+
+def use_chat(config: Any, tokenizer: Any) -> bool:
+    """Whether prompts go through the chat template (``prompt_format``); a clear error where it cannot."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if config.prompt_format == "chat" and not has_template:
+        raise UsageError(
+            f"prompt_format: chat, but the tokenizer of {config.model!r} has no chat template; use an instruct/chat model "
+            "or set prompt_format: plain"
+        )
+    if config.prompt_format == "auto":
+        return has_template and config.model != "tiny"
+    return config.prompt_format == "chat"
+
+
+def as_chat(rows: Sequence[dict[str, Any]], instruction: str) -> list[dict[str, Any]]:
+    """Rows with a text ``prompt`` (and ``completion``) in TRL's conversational form: a system turn holding
+    ``instruction``, the prompt as the user turn, the completion as the assistant turn. Rows whose prompt is
+    already a conversation (the image task's) are kept as they are."""
+    out = []
+    for row in rows:
+        if not isinstance(row["prompt"], str):
+            out.append(row)
+            continue
+        new = {**row, "prompt": [{"role": "system", "content": instruction}, {"role": "user", "content": row["prompt"]}]}
+        if isinstance(row.get("completion"), str):
+            new["completion"] = [{"role": "assistant", "content": row["completion"]}]
+        out.append(new)
+    return out
+
+
 def trl_passthrough(kind: str) -> Any:
     """The ``grpo`` / ``sft`` config field: any other field of TRL's ``GRPOConfig`` / ``SFTConfig``, passed through."""
     stage, cls = ("RL", "GRPOConfig") if kind == "grpo" else ("SFT", "SFTConfig")
@@ -137,6 +182,7 @@ class LLMConfigChecks:
         require(self.sft_epochs >= 0, "sft_epochs", f"must be >= 0, got {self.sft_epochs}")
         require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
         require(self.sft_answer_weight > 0, "sft_answer_weight", f"must be > 0 (1 = plain token mean), got {self.sft_answer_weight}")
+        require(self.prompt_format in PROMPT_FORMATS, "prompt_format", f"must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
         for kind in ("grpo", "sft"):
             value = getattr(self, kind)
             require(isinstance(value, Mapping), kind, f"must be a mapping of trl.{kind.upper()}Config fields, got {value!r}")
@@ -374,6 +420,11 @@ class LLMAlgorithm:
         raise NotImplementedError
 
     @classmethod
+    def instruction(cls, config: Any) -> str:
+        """The system instruction of chat-formatted prompts: the output format and the abstention answer."""
+        raise NotImplementedError
+
+    @classmethod
     def tiny_corpus(cls, config: Any, train_rows: list[dict[str, Any]]) -> list[str]:
         """Text the embedded tiny model's tokenizer is trained on."""
         raise NotImplementedError
@@ -382,7 +433,7 @@ class LLMAlgorithm:
     def build_tiny(cls, config: Any, path: Path, corpus: list[str], seed: int) -> None:
         from rlcf.algos.llm_common import build_tiny_lm
 
-        build_tiny_lm(path, corpus, config.tiny, seed=seed)
+        build_tiny_lm(path, corpus, config.tiny, seed=seed, chat=config.prompt_format == "chat")
 
     @classmethod
     def load(cls, config: Any, path: str | Path, device: Any = None) -> tuple[Any, Any]:
@@ -451,8 +502,15 @@ class LLMAlgorithm:
         if c.model == "tiny":
             model_path = run.path / "base_model"
             if lead and not (model_path / "config.json").exists():
-                cls.build_tiny(c, model_path, cls.tiny_corpus(c, train_rows), rc.seed)
+                corpus = cls.tiny_corpus(c, train_rows)
+                if c.prompt_format == "chat":  # the instruction's words, too
+                    corpus = [f"{cls.instruction(c)}\n{text}" for text in corpus]
+                cls.build_tiny(c, model_path, corpus, rc.seed)
         barrier()
+        if cls.chat_for(c, model_path):
+            eval_rows, train_rows = as_chat(eval_rows, cls.instruction(c)), as_chat(train_rows, cls.instruction(c))
+            if sft is not None:
+                sft = {**sft, "rows": as_chat(sft["rows"], cls.instruction(c))}
         if sft is not None:
             sft_path = run.path / "sft_model"
             if not (sft_path / "config.json").exists():
@@ -493,14 +551,29 @@ class LLMAlgorithm:
         c = run.experiment.config
         folder = final_or_checkpoint(run, cls.rl_stage)
         rows = cls.eval_data(c)
+        if cls.chat_for(c, folder):
+            rows = as_chat(rows, cls.instruction(c))
         if actors > 0:
             cls.check_actors(c)
+            from rlcf.algos.llm_common import load_tokenizer
             from rlcf.eval.llm import greedy_with_actors
 
-            completions = greedy_with_actors(folder, [r["prompt"] for r in rows], c.eval_max_new_tokens, actors)
+            tokenizer = load_tokenizer(folder)
+            prompts = [p if isinstance(p, str) else tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+                       for p in (r["prompt"] for r in rows)]
+            completions = greedy_with_actors(folder, prompts, c.eval_max_new_tokens, actors)
             return cls.evaluate(c, None, None, rows, completions=completions)
         model, processing_class = cls.load(c, folder, resolve_device(run.experiment.run.device))
         return cls.evaluate(c, model, processing_class, rows)
+
+    @classmethod
+    def chat_for(cls, config: Any, model_path: str | Path) -> bool:
+        """Whether this run's prompts are chat-formatted, from ``prompt_format`` and the model's tokenizer."""
+        if config.prompt_format == "plain" or getattr(config, "modality", "text") != "text":
+            return False
+        from rlcf.algos.llm_common import load_tokenizer
+
+        return use_chat(config, load_tokenizer(model_path))
 
     @classmethod
     def check_actors(cls, config: Any) -> None:

@@ -81,3 +81,35 @@ def test_rlcf_train_on_an_llm_config_prints_one_json_line(tmp_path):
     assert "{'loss'" not in proc.stdout + proc.stderr and "'train_runtime'" not in proc.stdout + proc.stderr
     assert "Loading weights" not in proc.stderr and "Writing model shards" not in proc.stderr
     assert "grpo: 2/2" in proc.stderr and "sft:" in proc.stderr  # the stages' progress, as log lines
+
+
+@pytest.mark.slow
+def test_chat_formatted_prompts_run_through_the_tiny_models_template(tmp_path):
+    """prompt_format: chat gives the tiny model a ChatML template; SFT, GRPO and evaluation all see the system
+    instruction (format and abstention answer) and the prompt as the user turn, as a real instruct model would."""
+    from rlcf.algos.llm_common import load_tokenizer
+    from rlcf.algos.llm_trainer import as_chat
+
+    run, final = train(None, [f"run.out_dir={tmp_path}", "run.total_steps=1", "run.checkpoint_every=1", *TINY,
+                              "config.prompt_format=chat", "config.sft.logging_steps=1"], algo="defacto")
+    tokenizer = load_tokenizer(run.path / "final_model")
+    assert tokenizer.chat_template and tokenizer.eos_token == "<|im_end|>"
+    rows = as_chat([{"prompt": "question: q\nfacts:\n1. a\n", "completion": "<answer>x</answer>"}], "Say unknown if masked.")
+    text = tokenizer.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, tokenize=False)
+    assert text == "<|im_start|>system\nSay unknown if masked.<|im_end|>\n<|im_start|>user\nquestion: q\nfacts:\n1. a\n<|im_end|>\n<|im_start|>assistant\n"
+    assert rows[0]["completion"] == [{"role": "assistant", "content": "<answer>x</answer>"}]
+    assert "eval/neg/abstention" in final
+    # The SFT stage trained on the conversations: its loss fell over the stage.
+    sft = [json.loads(line)["sft/loss"] for line in (run.path / "metrics.jsonl").read_text().splitlines() if "sft/loss" in line]
+    assert len(sft) >= 3 and sft[-1] < sft[0], sft
+    # 'auto' keeps the tiny model's plain prompts; 'chat' on a tokenizer without a template is a clear error.
+    from rlcf.algos.llm_trainer import use_chat
+    from rlcf.errors import UsageError
+
+    plain = load_tokenizer(run.path / "final_model")
+    plain.chat_template = None
+    cfg = load_experiment(None, ["config.prompt_format=chat", "config.model=some/base-model"], algo="dna-train").config
+    with pytest.raises(UsageError, match="has no chat template; use an instruct/chat model or set prompt_format: plain"):
+        use_chat(cfg, plain)
+    assert not use_chat(load_experiment(None, [], algo="dna-train").config, tokenizer)  # auto + tiny: plain
+    assert use_chat(load_experiment(None, ["config.model=Qwen/Qwen2.5-0.5B-Instruct"], algo="dna-train").config, tokenizer)

@@ -43,8 +43,9 @@ def generate(
 ) -> list[str]:
     """Greedy completions (left padding), decoded without special tokens.
 
-    Plain-text ``prompts`` go through ``tokenizer``; with ``images`` (one per prompt), ``tokenizer`` is a
-    vision-language processor and each prompt a conversation that its chat template renders.
+    Plain-text ``prompts`` go through ``tokenizer``; conversations (lists of ``{"role", "content"}`` messages)
+    through its chat template first. With ``images`` (one per prompt), ``tokenizer`` is a vision-language
+    processor and each prompt a conversation that its chat template renders.
     """
     import torch
 
@@ -57,7 +58,10 @@ def generate(
     try:
         for start in range(0, len(prompts), batch_size):
             chunk = list(prompts[start : start + batch_size])
-            if images is None:
+            if images is None and chunk and not isinstance(chunk[0], str):  # conversations: the chat template renders them
+                texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
+                enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            elif images is None:
                 enc = tokenizer(chunk, return_tensors="pt", padding=True)
             else:
                 texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in chunk]
