@@ -335,8 +335,10 @@ class Registry(Generic[T]):
         listing = ", ".join(valid) if valid else "(none registered yet)"
         return UnknownNameError(
             f"unknown {self.noun} '{name}'.{hint} Valid {self.kind}: {listing}. "
-            f"Register your own with @rlcf.registry.{self.kind}.register, a 'package.module:attr' path, "
-            f"or an entry point in the '{self.group}' group."
+            f"If it is defined in your own module, load that module: 'rlcf --plugin MODULE_OR_FILE.py ...' or "
+            f"'plugins: [MODULE_OR_FILE.py]' in the experiment YAML (it registers with "
+            f"@rlcf.registry.{self.kind}.register); a 'package.module:attr' path or an entry point in the "
+            f"'{self.group}' group also work."
         )
 
     # -- discovery ------------------------------------------------------------------------------------------
@@ -353,6 +355,10 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
+
+        from rlcf.plugins import load_entry_point_plugins
+
+        load_entry_point_plugins()  # modules of the 'rlcf.plugins' group register their objects when imported
 
         for ep in entry_points(group=self.group):
             dist = getattr(getattr(ep, "dist", None), "name", None) or "unknown distribution"
