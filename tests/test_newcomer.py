@@ -246,21 +246,32 @@ def test_launch_ships_plugin_files_to_the_job(tmp_path):
 # -- 4 and 6. collect: refuse an existing id at once; --quiet logs progress ------------------------------------
 
 
+def _collect_argv(*extra: str) -> list[str]:
+    return ["collect", "mpe-simple_spread", "--tier", "random", "--episodes", "3", "--actors", "0", "--no-references", *extra]
+
+
+def _progress_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("collect mpe-simple_spread (random):")]
+
+
+def test_quiet_collect_logs_its_progress(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    with caplog.at_level(logging.INFO, logger="rlcf"):
+        assert main(["--quiet", *_collect_argv()]) == 0
+    assert any("3/3" in line for line in _progress_lines(caplog)), "--quiet gives log lines, as RLCF_QUIET=1 does"
+
+
 def test_collect_refuses_an_existing_dataset_before_collecting(tmp_path, capsys, caplog, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    argv = ["--quiet", "collect", "mpe-simple_spread", "--tier", "random", "--episodes", "3", "--actors", "0",
-            "--no-references"]
+    assert main(_collect_argv()) == 0
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="rlcf"):
-        assert main(argv) == 0
-        progress = [r for r in caplog.records if "collect mpe-simple_spread (random): 3/3" in r.getMessage()]
-        assert progress, "--quiet turns progress bars into log lines, as RLCF_QUIET=1 does"
-        caplog.clear()
-        assert main(argv) == 2
+        assert main(_collect_argv()) == 2
     err = capsys.readouterr().err
     assert "dataset 'rlcf/mpe-simple_spread/random-v0' already exists" in err
     assert "nothing was collected" in err and "--version 1" in err and "--overwrite" in err
-    assert not [r for r in caplog.records if "collect mpe-simple_spread" in r.getMessage()], "no episode ran"
-    assert main([*argv, "--overwrite"]) == 0
+    assert not _progress_lines(caplog), "no episode ran"
+    assert main(_collect_argv("--overwrite")) == 0
 
 
 # -- 5. failed starts leave no run folder ----------------------------------------------------------------------
