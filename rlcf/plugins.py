@@ -18,6 +18,7 @@ workers on this machine, Ray jobs) import them too.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import logging
@@ -47,12 +48,10 @@ def _is_path(spec: str) -> bool:
 
 
 def _module_name_for(path: Path) -> str:
-    """A stable module name for a plugin file: its stem when free, else the stem plus a hash of the path."""
+    """The module name of a plugin file: its stem plus a digest of its absolute path. Every process (a Ray
+    worker importing it from ``RLCF_PLUGINS``) gives the file the same name, and it cannot shadow another module."""
     stem = re.sub(r"\W", "_", path.stem) or "plugin"
-    existing = sys.modules.get(stem)
-    if existing is None or Path(getattr(existing, "__file__", "") or "").resolve() == path:
-        return stem
-    return f"{stem}_{abs(hash(str(path))) % 10**8}"
+    return f"{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
 
 
 def load_plugin(spec: str, base: str | os.PathLike[str] | None = None) -> str:
@@ -139,10 +138,14 @@ def _export() -> None:
 
 
 def load_env_plugins() -> None:
-    """Import the plugins named in ``RLCF_PLUGINS`` (set by a parent process that loaded them)."""
+    """Import the plugins named in ``RLCF_PLUGINS`` (set by a parent process that loaded them); one that fails
+    is reported with a warning and skipped."""
     for spec in filter(None, os.environ.get(ENV_VAR, "").split(os.pathsep)):
         if spec not in _loaded:
-            load_plugin(spec)
+            try:
+                load_plugin(spec)
+            except Exception as exc:  # noqa: BLE001 - the lookup that follows says what is missing
+                log.warning("plugin '%s' named in %s failed to import: %s", spec, ENV_VAR, exc)
 
 
 def load_entry_point_plugins() -> None:
@@ -156,10 +159,7 @@ def load_entry_point_plugins() -> None:
         if _entry_points_loaded:
             return
         _entry_points_loaded = True
-        try:
-            load_env_plugins()
-        except Exception as exc:  # noqa: BLE001 - reported, not fatal: the lookup then lists what exists
-            log.warning("a plugin named in %s failed to import: %s", ENV_VAR, exc)
+        load_env_plugins()
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):

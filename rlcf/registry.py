@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,18 @@ def resolve_path(path: str) -> Any:
         raise UsageError(f"'{path}' is not an import path; write it as 'package.module:attribute'")
     try:
         obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # A plugin file the parent process loaded (a Ray worker's registry path): import RLCF_PLUGINS, retry.
+        from rlcf.plugins import load_env_plugins
+
+        load_env_plugins()
+        if module_name not in sys.modules:
+            raise UsageError(
+                f"cannot import module '{module_name}' named by '{path}': {exc}. "
+                "Check the spelling and that the package is installed in this environment "
+                "(or load the file that defines it with --plugin)."
+            ) from exc
+        obj = sys.modules[module_name]
     except ImportError as exc:
         raise UsageError(
             f"cannot import module '{module_name}' named by '{path}': {exc}. "

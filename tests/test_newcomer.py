@@ -49,6 +49,19 @@ def _last_json(text: str) -> dict:
     return json.loads(text.strip().splitlines()[-1])
 
 
+@pytest.fixture
+def forget():
+    """Unregister what a test's plugin registered, so the next test's plugin may register the name again."""
+    from rlcf.registry import get_registry
+
+    names: list[tuple[str, str]] = []
+    yield lambda kind, name: names.append((kind, name))
+    for kind, name in names:
+        registry = get_registry(kind)
+        if registry.entry(name) is not None:
+            registry.unregister(name)
+
+
 # -- 1. README: eval finds what train wrote --------------------------------------------------------------------
 
 
@@ -114,7 +127,8 @@ def _recipe(tmp_path: Path) -> tuple[Path, list[str]]:
     return path, [str(path) if t == "my_rewards.py" else t for t in command[1:]]
 
 
-def test_readme_reward_recipe_needs_its_plugin_and_works_with_it(tmp_path, capsys, monkeypatch):
+def test_readme_reward_recipe_needs_its_plugin_and_works_with_it(tmp_path, capsys, monkeypatch, forget):
+    forget("rewards", "brevity")
     path, argv = _recipe(tmp_path)
     monkeypatch.chdir(ROOT)  # the README's paths are relative to a checkout
     assert argv[:3] == ["--plugin", str(path), "train"]
@@ -131,9 +145,9 @@ def test_readme_reward_recipe_needs_its_plugin_and_works_with_it(tmp_path, capsy
     assert "- brevity" in out and f"plugins:\n- {path}" in out
 
 
-@pytest.mark.slow
-def test_readme_reward_recipe_trains_with_the_plugin_reward(tmp_path, capsys, monkeypatch):
+def test_readme_reward_recipe_trains_with_the_plugin_reward(tmp_path, capsys, monkeypatch, forget):
     """The recipe end to end: a tiny DeFacto run whose GRPO step scores with the plugin's reward."""
+    forget("rewards", "brevity")
     path, argv = _recipe(tmp_path)
     monkeypatch.chdir(ROOT)
     extra = [f"run.out_dir={tmp_path / 'runs'}", "run.total_steps=1", "run.device=cpu", *TINY_DEFACTO]
@@ -144,7 +158,8 @@ def test_readme_reward_recipe_trains_with_the_plugin_reward(tmp_path, capsys, mo
     assert str(path) in (run / "config.yaml").read_text()
 
 
-def test_plugins_key_in_a_yaml_is_read_from_the_yaml_folder(tmp_path, capsys, monkeypatch):
+def test_plugins_key_in_a_yaml_is_read_from_the_yaml_folder(tmp_path, capsys, monkeypatch, forget):
+    forget("rewards", "shortness")
     (tmp_path / "exp").mkdir()
     (tmp_path / "exp" / "short_rewards.py").write_text(textwrap.dedent("""
         import rlcf
@@ -173,23 +188,27 @@ def test_plugin_option_errors_name_the_plugin_and_the_fix(tmp_path, capsys):
     assert f"plugin file '{broken}' failed while importing: RuntimeError: boom" in capsys.readouterr().err
 
 
-def test_plugin_policy_collects_from_the_cli(tmp_path, capsys, monkeypatch):
-    """A behaviour policy defined in a user module is served like a built-in one (here without Ray)."""
+@pytest.mark.parametrize("actors", [0, pytest.param(1, marks=pytest.mark.ray)])
+def test_plugin_policy_collects_from_the_cli(actors, tmp_path, capsys, monkeypatch, forget):
+    """A behaviour policy defined in a user module is served like a built-in one, in this process or on Ray."""
+    name = f"stand-still-{actors}"  # one name per case: a Ray worker imports every plugin this process loaded
+    forget("policies", name)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     plugin = tmp_path / "still_policy.py"
-    plugin.write_text(textwrap.dedent("""
+    plugin.write_text(textwrap.dedent(f"""
         from rlcf.envs.policies import RandomPolicy
         from rlcf.registry import policies
 
-        @policies.register("stand-still", help="test plugin")
+        @policies.register("{name}", help="test plugin")
         class StandStill(RandomPolicy):
-            name = "stand-still"
+            name = "{name}"
     """))
-    argv = ["collect", "mpe-simple_spread", "--policy", "stand-still", "--episodes", "2", "--actors", "0", "--no-references"]
+    argv = ["collect", "mpe-simple_spread", "--policy", name, "--episodes", "2", "--actors", str(actors),
+            "--no-references"]
     assert main(["--quiet", *argv]) == 2
-    assert "unknown behaviour policy 'stand-still'" in capsys.readouterr().err
+    assert f"unknown behaviour policy '{name}'" in capsys.readouterr().err
     assert main(["--quiet", "--plugin", str(plugin), *argv]) == 0
-    assert _last_json(capsys.readouterr().out)["dataset_id"] == "rlcf/mpe-simple_spread/stand-still-v0"
+    assert _last_json(capsys.readouterr().out)["dataset_id"] == f"rlcf/mpe-simple_spread/{name}-v0"
 
 
 def test_rlcf_plugins_entry_point_is_loaded_on_lookup(tmp_path):
