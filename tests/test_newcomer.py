@@ -260,6 +260,12 @@ def test_launch_ships_plugin_files_to_the_job(tmp_path):
     command, shipped = _stage(["list", "rewards"], staging, [str(plugin), "my_pkg.rewards"])
     assert command == ["--plugin", "0/my_rewards.py", "--plugin", "my_pkg.rewards", "list", "rewards"]
     assert shipped == ["0/my_rewards.py"] and (staging / "0" / "my_rewards.py").is_file()
+    # A YAML's own plugin files travel beside it, so its relative 'plugins:' paths resolve on the node.
+    exp = tmp_path / "qa.yaml"
+    exp.write_text("algo: defacto\nplugins: [my_rewards.py, my_pkg.rewards]\n")
+    (tmp_path / "staging2").mkdir()
+    command, shipped = _stage(["train", str(exp)], tmp_path / "staging2")
+    assert command == ["train", "0/qa.yaml"] and (tmp_path / "staging2" / "0" / "my_rewards.py").is_file()
 
 
 # -- 4 and 6. collect: refuse an existing id at once; --quiet logs progress ------------------------------------

@@ -276,6 +276,19 @@ def _job_env(spec: LaunchSpec) -> dict[str, str]:
     return env
 
 
+def _yaml_plugin_files(path: Path) -> list[str]:
+    """The relative ``.py`` files an experiment YAML's ``plugins:`` names (and that exist beside it)."""
+    from rlcf.config import load_yaml
+
+    try:
+        plugins = load_yaml(path).get("plugins") or []
+    except UsageError:
+        return []  # not an experiment, or not valid: the job reports it
+    plugins = [plugins] if isinstance(plugins, str) else plugins
+    return [p for p in plugins if isinstance(p, str) and p.endswith(".py") and not Path(p).is_absolute()
+            and ".." not in Path(p).parts and (path.parent / p).is_file()]
+
+
 def _stage(command: list[str], staging: Path, plugins: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """Copy the YAML/JSON files the command names, and the ``.py`` plugin files, into ``staging``.
 
@@ -292,6 +305,11 @@ def _stage(command: list[str], staging: Path, plugins: Sequence[str] = ()) -> tu
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, staging / name)
         shipped.append(name)
+        if path.suffix in (".yaml", ".yml"):  # the YAML's own plugin files travel beside it
+            for plugin in _yaml_plugin_files(path):
+                target = (staging / name).parent / plugin
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path.parent / plugin, target)
         return name
 
     for plugin in plugins:
