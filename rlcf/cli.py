@@ -369,7 +369,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         exp = run.experiment
         cls = algos.get(exp.algo)
         if hasattr(cls, "evaluate_run"):  # LLM runs: per-split accuracy, abstention, grounding, format
-            llm[str(run.path)] = cls.evaluate_run(run, actors=args.actors)
+            try:
+                llm[str(run.path)] = cls.evaluate_run(run, actors=args.actors)
+            except UsageError as exc:  # e.g. an SFT checkpoint but no model to evaluate yet
+                print(f"warning: skipping '{folder}': {exc}", file=sys.stderr)
             continue
         if not hasattr(cls, "team_policy"):
             raise UsageError(f"run '{folder}' is a {exp.algo} run, which has no multi-agent policy to evaluate")
@@ -386,6 +389,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task = f"{algo.data.env_id}/{algo.data.dataset_id.rsplit('/', 1)[-1]}"
         results.setdefault(exp.algo.rsplit(":", 1)[-1], {}).setdefault(task, {})[exp.run.seed] = result
         print(json.dumps({**result.to_dict(), "run": str(run.path), "task": task, "run_seed": exp.run.seed}))
+    if not llm and not results:
+        raise UsageError("none of the runs given could be evaluated (see the warnings above)")
     if llm:
         from rlcf.eval.llm import format_split_table, plot_reward_curves
 
