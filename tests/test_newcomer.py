@@ -127,35 +127,33 @@ def _recipe(tmp_path: Path) -> tuple[Path, list[str]]:
     return path, [str(path) if t == "my_rewards.py" else t for t in command[1:]]
 
 
-def test_readme_reward_recipe_needs_its_plugin_and_works_with_it(tmp_path, capsys, monkeypatch, forget):
+def test_readme_reward_recipe_end_to_end(tmp_path, capsys, monkeypatch, forget):
+    """The README's custom reward: refused without its plugin, resolved with it, and scored in a tiny DeFacto run."""
     forget("rewards", "brevity")
     path, argv = _recipe(tmp_path)
     monkeypatch.chdir(ROOT)  # the README's paths are relative to a checkout
     assert argv[:3] == ["--plugin", str(path), "train"]
     without = [a for a in argv if a not in ("--plugin", str(path))]
-    config = ["config" if a == "train" else a for a in argv]
     # Without the plugin: refused before any work, with the valid names and the fix.
     assert main(["config", *without[1:]]) == 2
     err = capsys.readouterr().err
     assert "config field 'config.rewards': unknown reward function 'brevity'" in err
     assert "Valid rewards: accuracy, answer" in err and "--plugin" in err
     # With it: resolved, and the plugin recorded so that eval and --resume load it again.
-    assert main(config) == 0
+    assert main(["config" if a == "train" else a for a in argv]) == 0
     out = capsys.readouterr().out
     assert "- brevity" in out and f"plugins:\n- {path}" in out
-
-
-def test_readme_reward_recipe_trains_with_the_plugin_reward(tmp_path, capsys, monkeypatch, forget):
-    """The recipe end to end: a tiny DeFacto run whose GRPO step scores with the plugin's reward."""
-    forget("rewards", "brevity")
-    path, argv = _recipe(tmp_path)
-    monkeypatch.chdir(ROOT)
+    # Trained: TRL logs the plugin's reward like a built-in one.
     extra = [f"run.out_dir={tmp_path / 'runs'}", "run.total_steps=1", "run.device=cpu", *TINY_DEFACTO]
     assert main(["--quiet", *argv, *extra]) == 0
     run = Path(_last_json(capsys.readouterr().out)["run"])
     logged = set().union(*(json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()))
     assert "rewards/brevity/mean" in logged
-    assert str(path) in (run / "config.yaml").read_text()
+    # A fresh process reads the run's config (as eval and --resume do) without being told about the plugin.
+    proc = subprocess.run([sys.executable, "-m", "rlcf.cli", "config", str(run / "config.yaml")], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "- brevity" in proc.stdout
 
 
 def test_plugins_key_in_a_yaml_is_read_from_the_yaml_folder(tmp_path, capsys, monkeypatch, forget):
