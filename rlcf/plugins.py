@@ -33,7 +33,15 @@ from rlcf.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENV_VAR", "ENTRY_POINT_GROUP", "load_entry_point_plugins", "load_plugin", "load_plugins", "loaded_plugins"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ENV_VAR",
+    "load_entry_point_plugins",
+    "load_env_plugins",
+    "load_plugin",
+    "load_plugins",
+    "loaded_plugins",
+]
 
 ENV_VAR = "RLCF_PLUGINS"
 ENTRY_POINT_GROUP = "rlcf.plugins"
@@ -79,14 +87,17 @@ def load_plugin(spec: str, base: str | os.PathLike[str] | None = None) -> str:
                 try:
                     importlib.import_module(spec)
                 except ImportError as exc:
-                    raise UsageError(
-                        f"cannot import plugin module '{spec}': {exc}. Install its package in this environment, "
-                        "put its folder on PYTHONPATH, or pass the path to its .py file"
-                    ) from exc
+                    local = Path(spec.replace(".", os.sep) + ".py")
+                    fix = (f"pass the file instead: --plugin {local}" if local.is_file() else
+                           "install its package in this environment, put its folder on PYTHONPATH, or pass the path "
+                           "to its .py file")
+                    raise UsageError(f"cannot import plugin module '{spec}': {exc}. To fix: {fix}") from exc
                 except UsageError:
                     raise
                 except Exception as exc:
-                    raise UsageError(f"plugin module '{spec}' failed while importing: {type(exc).__name__}: {exc}") from exc
+                    raise UsageError(
+                        f"plugin module '{spec}' failed while importing: {type(exc).__name__}: {exc}"
+                    ) from exc
                 _loaded[spec] = spec
                 _export()
             return spec

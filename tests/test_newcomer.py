@@ -233,7 +233,9 @@ def test_launched_yaml_without_run_name_is_named_after_its_file(tmp_path, capsys
     from rlcf.runtime.jobs import _job_entry, _stage
 
     exp = tmp_path / "my-exp.yaml"
-    exp.write_text(f"algo: 'toy_plugin:ToyRegression'\nrun: {{out_dir: {tmp_path / 'runs'}, total_steps: 2, device: cpu}}\n")
+    exp.write_text(
+        f"algo: 'toy_plugin:ToyRegression'\nrun: {{out_dir: {tmp_path / 'runs'}, total_steps: 2, device: cpu}}\n"
+    )
     staging = tmp_path / "staging"
     staging.mkdir()
     command, shipped = _stage(["train", str(exp)], staging)
@@ -270,7 +272,8 @@ def test_launch_ships_plugin_files_to_the_job(tmp_path):
 
 
 def _collect_argv(*extra: str) -> list[str]:
-    return ["collect", "mpe-simple_spread", "--tier", "random", "--episodes", "3", "--actors", "0", "--no-references", *extra]
+    return ["collect", "mpe-simple_spread", "--tier", "random", "--episodes", "3", "--actors", "0", "--no-references",
+            *extra]
 
 
 def _progress_lines(caplog) -> list[str]:
