@@ -166,6 +166,7 @@ def train(
     *,
     algo: str | None = None,
     resume: str | Path | bool = False,
+    plugins: Sequence[str] = (),
 ) -> tuple[Run, dict[str, Any]]:
     """Resolve an experiment, make (or reopen) its run folder, and train.
 
@@ -175,6 +176,10 @@ def train(
         algo: algorithm name when ``source`` does not give one.
         resume: ``False`` for a new run; a run folder to continue; ``True`` for the newest run folder of this
             experiment (same ``out_dir``, algorithm and run name) that has a checkpoint.
+        plugins: modules or ``.py`` files to import and record in the new run's config (``rlcf --plugin``).
+
+    A new run whose training fails before it wrote anything but its ``config.yaml`` (a missing or damaged
+    dataset, a model that cannot be loaded) leaves no run folder behind.
 
     Returns:
         The run and its final metrics.
@@ -182,10 +187,16 @@ def train(
     from rlcf.registry import algos
 
     if resume is False:
-        experiment = load_experiment(source, overrides, algo=algo)
+        experiment = load_experiment(source, overrides, algo=algo, plugins=plugins)
         run = Run.create(experiment)
         log.info("run folder: %s", run.path)
-        return run, algos.get(experiment.algo).fit(experiment, run, resume=False)
+        try:
+            return run, algos.get(experiment.algo).fit(experiment, run, resume=False)
+        except BaseException:
+            run.close()
+            if run.remove_if_unstarted():
+                log.info("removed the run folder %s: the run failed before it wrote anything", run.path)
+            raise
 
     if resume is True:
         wanted = load_experiment(source, overrides, algo=algo)

@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rlcf {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars; log lines only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file that registers your rewards, envs, policies or algorithms "
+        "(repeatable; may stand anywhere on the line)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", help="list registered envs, suites, policies, rewards, algos, or local datasets")
@@ -246,7 +254,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run, final = train(None, args.overrides, resume=target)
     else:
         source, algo = _experiment_source(args.experiment)
-        run, final = train(source, args.overrides, algo=algo, resume=args.resume)
+        run, final = train(source, args.overrides, algo=algo, resume=args.resume, plugins=args.plugin)
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()}
     print(json.dumps({"run": str(run.path), "final": shown}))
     return EXIT_OK
@@ -256,7 +264,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from rlcf.config import config_help, load_experiment, to_yaml
 
     source, algo = _experiment_source(args.experiment)
-    experiment = load_experiment(source, args.overrides, algo=algo)
+    experiment = load_experiment(source, args.overrides, algo=algo, plugins=args.plugin)
     if args.fields:
         from rlcf.config import RunConfig
 
@@ -294,7 +302,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
         references=not args.no_references,
         ref_episodes=args.ref_episodes,
         overwrite=args.overwrite,
-        progress=not args.quiet,
     )
     stats = {k: round(v, 3) if isinstance(v, float) else v for k, v in result.stats.items()}
     print(json.dumps({"dataset_id": result.dataset_id, "path": str(result.path), "seconds": round(result.seconds, 2), **stats}))
@@ -341,12 +348,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     results: dict[str, dict[str, dict[int, Any]]] = {}
     llm: dict[str, Any] = {}
+    runs = []
     for folder in args.runs:
-        run = Run.open(folder)
+        # A glob over runs/ also matches folders of runs that never started (older versions left them behind)
+        # or cannot be rebuilt here: skip those with a warning, evaluate the others.
+        try:
+            run = Run.open(folder)
+        except UsageError as exc:
+            print(f"warning: skipping '{folder}': {exc}", file=sys.stderr)
+            continue
+        if not run.has_trained_state():
+            print(f"warning: skipping '{folder}': it has no checkpoint (a run that failed or has not reached "
+                  "its first checkpoint); delete the folder if it failed", file=sys.stderr)
+            continue
+        runs.append(run)
+    if not runs:
+        raise UsageError(f"none of the {len(args.runs)} folder(s) given is a run with a checkpoint to evaluate")
+    for run in runs:
+        folder = run.path
         exp = run.experiment
         cls = algos.get(exp.algo)
         if hasattr(cls, "evaluate_run"):  # LLM runs: per-split accuracy, abstention, grounding, format
-            llm[str(run.path)] = cls.evaluate_run(run, actors=args.actors)
+            try:
+                llm[str(run.path)] = cls.evaluate_run(run, actors=args.actors)
+            except UsageError as exc:  # e.g. an SFT checkpoint but no model to evaluate yet
+                print(f"warning: skipping '{folder}': {exc}", file=sys.stderr)
             continue
         if not hasattr(cls, "team_policy"):
             raise UsageError(f"run '{folder}' is a {exp.algo} run, which has no multi-agent policy to evaluate")
@@ -363,6 +389,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         task = f"{algo.data.env_id}/{algo.data.dataset_id.rsplit('/', 1)[-1]}"
         results.setdefault(exp.algo.rsplit(":", 1)[-1], {}).setdefault(task, {})[exp.run.seed] = result
         print(json.dumps({**result.to_dict(), "run": str(run.path), "task": task, "run_seed": exp.run.seed}))
+    if not llm and not results:
+        raise UsageError("none of the runs given could be evaluated (see the warnings above)")
     if llm:
         from rlcf.eval.llm import format_split_table, plot_reward_curves
 
@@ -409,7 +437,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     rows = prompt_rows(args.task, args.data, split=args.split, docs=args.docs, seed=args.seed, data_split=args.data_split)
     options = {"num_gpus": args.gpus_per_actor} if args.gpus_per_actor else {}
     out = generate_rollouts(config, rows, actors=args.actors, prompts_per_shard=args.prompts_per_shard, out=args.out,
-                            overwrite=args.overwrite, actor_options=options, progress=not args.quiet)
+                            overwrite=args.overwrite, actor_options=options)
     means = {k: round(sum(r[k] for r in out if r.get(k) is not None) / max(1, sum(r.get(k) is not None for r in out)), 4)
              for k in (out[0] if out else {}) if k == "reward" or k.startswith("reward/")}
     print(json.dumps({"out": args.out, "prompts": len(rows), "rows": len(out), **means}))
@@ -435,6 +463,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         spec = parse_launch_args(args.args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
+    spec.plugins = list(args.plugin)
     return launch(spec)
 
 
@@ -468,11 +497,35 @@ COMMANDS = {
 }
 
 
+def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(argv without the --plugin options, their values)``: ``--plugin`` is global but may stand anywhere."""
+    rest, plugins = [], []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            rest += argv[i:]
+            break
+        if tok == "--plugin":
+            if i + 1 >= len(argv):
+                raise UsageError("rlcf: --plugin needs a module name or a .py file (see 'rlcf --help')")
+            plugins.append(argv[i + 1])
+            i += 2
+            continue
+        if tok.startswith("--plugin="):
+            plugins.append(tok.split("=", 1)[1])
+        else:
+            rest.append(tok)
+        i += 1
+    return rest, plugins
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlcf`` console script; returns the exit code."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        argv, plugins = _take_plugins(argv)
         # `rlcf launch` hands everything after it to the job, so argparse must not read it.
         first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
         if first is not None and argv[first] == "launch":
@@ -486,6 +539,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.overrides = [*args.overrides, *extra]
         elif extra:
             raise UsageError(f"rlcf: unrecognized arguments: {' '.join(extra)} (see 'rlcf --help')")
+        args.plugin = plugins
+        if args.command is not None:
+            from rlcf.plugins import load_plugins
+
+            load_plugins(plugins)  # before any name is looked up
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from rlcf.errors import ConfigError, UsageError
+from rlcf.errors import ConfigError, UnknownNameError, UsageError
 
 C = TypeVar("C")
 
@@ -51,11 +51,25 @@ __all__ = [
 ]
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with help text: ``lr: float = option(3e-4, "Adam learning rate.")``."""
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    registry: str | None = None,
+) -> Any:
+    """A dataclass field with help text: ``lr: float = option(3e-4, "Adam learning rate.")``.
+
+    ``registry="rewards"`` (or ``"envs"``, ``"policies"``, ...) marks a field whose value is a name (or a list
+    of names) in that registry: :func:`load_experiment` checks them before any work starts. Fields named
+    ``rewards``, ``env``, ``env_id``, ``policy`` or ``suite`` are checked without the mark.
+    """
     if not help:
         raise TypeError("every config field needs help text")
-    return dataclasses.field(default=default, default_factory=default_factory, metadata={"help": help})
+    metadata: dict[str, Any] = {"help": help}
+    if registry is not None:
+        metadata["registry"] = registry
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 def require(condition: bool, field: str, message: str) -> None:
@@ -307,14 +321,22 @@ def _yaml_load(text: str) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a non-mapping document is a :class:`UsageError`."""
+    """Read a YAML mapping; a missing file or a non-mapping document is a :class:`UsageError`, a syntax error
+    a :class:`ConfigError` naming the file and line."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"config file '{p}' does not exist")
     try:
         data = _yaml_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise UsageError(f"config file '{p}' is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        detail = f"{context}, {problem}" if context else problem
+        raise ConfigError(
+            "", f"{where}: not valid YAML ({detail}). Fix that line (check its indentation, colons and quotes)"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -410,9 +432,71 @@ class ExperimentConfig:
     algo: str = option(help="Algorithm name in rlcf.algos, or a 'package.module:Class' path.")
     config: Any = option(help="The algorithm's Config dataclass.")
     run: RunConfig = option(default_factory=RunConfig, help="Run settings shared by all algorithms.")
+    plugins: list[str] = option(
+        default_factory=list,
+        help="Modules or .py files imported before the config is checked (they register your rewards, envs, "
+        "policies, algorithms). A relative .py path is read from the YAML file's folder.",
+    )
 
 
-_EXPERIMENT_KEYS = ("algo", "run", "config")
+_EXPERIMENT_KEYS = ("algo", "run", "config", "plugins")
+
+# Config fields named like this hold registry names, checked before any work starts (``option(registry=...)``
+# marks fields with other names).
+_REGISTRY_FIELDS = {"rewards": "rewards", "env": "envs", "env_id": "envs", "policy": "policies", "suite": "suites"}
+
+
+def check_registry_names(config: Any, path: str = "config") -> None:
+    """Check that every registry name in ``config`` (a dataclass, nested ones included) is registered.
+
+    Raises:
+        ConfigError: naming the field, the unknown name, the valid names, and how to load a plugin.
+    """
+    from rlcf.registry import get_registry
+
+    if not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        return
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        field = _join(path, f.name)
+        kind = (f.metadata or {}).get("registry") or _REGISTRY_FIELDS.get(f.name)
+        if kind is None:
+            check_registry_names(value, field)
+            continue
+        names = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
+        registry = get_registry(kind)
+        for name in names:
+            if not isinstance(name, str) or not name:
+                continue
+            try:
+                if ":" in name or registry.entry(name) is None:
+                    registry.get(name)  # imports a path; raises UnknownNameError listing the valid names
+            except UnknownNameError as exc:
+                raise UnknownNameError(f"config field '{field}': {exc}") from None
+            except UsageError as exc:
+                raise ConfigError(field, str(exc)) from None
+
+
+def _plugin_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError("plugins", f"expected a list of module names or .py paths, got {value!r}")
+
+
+def _key_hint(key: str, algo_cls: Any) -> str:
+    """Where a misplaced top-level key most likely belongs: ``seed`` → ``run.seed``, ``lr`` → ``config.lr``."""
+    candidates = [f"run.{f.name}" for f in dataclasses.fields(RunConfig)]
+    if algo_cls is not None:
+        candidates += [f"config.{f.name}" for f in dataclasses.fields(algo_cls.Config)]
+    exact = [c for c in candidates if c.split(".", 1)[1] == key]
+    if exact:
+        return exact[0]
+    close = difflib.get_close_matches(key, [c.split(".", 1)[1] for c in candidates], n=1)
+    return next(c for c in candidates if c.split(".", 1)[1] == close[0]) if close else ""
 
 
 def load_experiment(
@@ -420,6 +504,7 @@ def load_experiment(
     overrides: Sequence[str] = (),
     *,
     algo: str | None = None,
+    plugins: Sequence[str] = (),
 ) -> ExperimentConfig:
     """Resolve an experiment from a YAML file (or mapping), an algorithm name, and overrides.
 
@@ -427,10 +512,15 @@ def load_experiment(
         source: path to a YAML experiment, a mapping with the same keys, or ``None`` for defaults only.
         overrides: ``key=value`` strings applied on top (``run.seed=1``, ``config.lr=3e-4``).
         algo: the algorithm, when ``source`` does not name one (``rlcf train cfcql run.seed=1``).
+        plugins: more plugins (``rlcf --plugin``) to import and record, after the file's own ``plugins``.
+
+    The experiment's plugins are imported first; then every field is checked, registry names included
+    (reward functions, envs, policies), so a typo fails here and not after minutes of work.
 
     Raises:
         ConfigError / UnknownNameError: with the field or name at fault.
     """
+    from rlcf.plugins import load_plugins
     from rlcf.registry import algos
 
     if source is None:
@@ -444,21 +534,24 @@ def load_experiment(
             raise ConfigError("algo", f"the file names {data['algo']!r} but {algo!r} was asked for")
         data["algo"] = algo
     data = apply_overrides(data, overrides)
+    base = Path(source).parent if isinstance(source, (str, Path)) else None
+    loaded = load_plugins(_plugin_list(data.get("plugins")), base=base)
+    loaded += [p for p in load_plugins(plugins) if p not in loaded]
+    name = data.get("algo")
     unknown = [k for k in data if k not in _EXPERIMENT_KEYS]
     if unknown:
-        key = unknown[0]
-        guesses = [f"config.{key}"] if not isinstance(data.get(key), Mapping) else []
-        hint = f" Did you mean '{guesses[0]}'?" if guesses else ""
-        raise ConfigError(
-            str(key), f"unknown top-level key.{hint} An experiment has only: {', '.join(_EXPERIMENT_KEYS)}"
-        )
-    name = data.get("algo")
+        key = str(unknown[0])
+        algo_cls = algos.get(name) if isinstance(name, str) and name in algos else None
+        guess = _key_hint(key, algo_cls) if not isinstance(data.get(key), Mapping) else ""
+        hint = f" Did you mean '{guess}'?" if guess else ""
+        raise ConfigError(key, f"unknown top-level key.{hint} An experiment has only: {', '.join(_EXPERIMENT_KEYS)}")
     if not isinstance(name, str) or not name:
         raise ConfigError("algo", "is required: the name of an algorithm in rlcf.algos (see `rlcf list algos`)")
     algo_cls = algos.get(name)
     config = from_dict(algo_cls.Config, data.get("config"), "config")
+    check_registry_names(config, "config")
     run = from_dict(RunConfig, data.get("run"), "run")
     if not run.name:
         stem = Path(source).stem if isinstance(source, (str, Path)) else ""
         run = dataclasses.replace(run, name=stem or name.rsplit(":", 1)[-1].lower())
-    return ExperimentConfig(algo=name, config=config, run=run)
+    return ExperimentConfig(algo=name, config=config, run=run, plugins=loaded)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,18 @@ def resolve_path(path: str) -> Any:
         raise UsageError(f"'{path}' is not an import path; write it as 'package.module:attribute'")
     try:
         obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # A plugin file the parent process loaded (a Ray worker's registry path): import RLCF_PLUGINS, retry.
+        from rlcf.plugins import load_env_plugins
+
+        load_env_plugins()
+        if module_name not in sys.modules:
+            raise UsageError(
+                f"cannot import module '{module_name}' named by '{path}': {exc}. "
+                "Check the spelling and that the package is installed in this environment "
+                "(or load the file that defines it with --plugin)."
+            ) from exc
+        obj = sys.modules[module_name]
     except ImportError as exc:
         raise UsageError(
             f"cannot import module '{module_name}' named by '{path}': {exc}. "
@@ -335,8 +348,10 @@ class Registry(Generic[T]):
         listing = ", ".join(valid) if valid else "(none registered yet)"
         return UnknownNameError(
             f"unknown {self.noun} '{name}'.{hint} Valid {self.kind}: {listing}. "
-            f"Register your own with @rlcf.registry.{self.kind}.register, a 'package.module:attr' path, "
-            f"or an entry point in the '{self.group}' group."
+            f"If it is defined in your own module, load that module: 'rlcf --plugin MODULE_OR_FILE.py ...' or "
+            f"'plugins: [MODULE_OR_FILE.py]' in the experiment YAML (it registers with "
+            f"@rlcf.registry.{self.kind}.register); a 'package.module:attr' path or an entry point in the "
+            f"'{self.group}' group also work."
         )
 
     # -- discovery ------------------------------------------------------------------------------------------
@@ -353,6 +368,10 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
+
+        from rlcf.plugins import load_entry_point_plugins
+
+        load_entry_point_plugins()  # modules of the 'rlcf.plugins' group register their objects when imported
 
         for ep in entry_points(group=self.group):
             dist = getattr(getattr(ep, "dist", None), "name", None) or "unknown distribution"

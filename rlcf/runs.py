@@ -124,6 +124,29 @@ class Run:
             run.write_config()
         return run
 
+    def remove_if_unstarted(self) -> bool:
+        """Delete the run folder when it holds nothing but ``config.yaml`` (and empty folders): a start that
+        failed, which ``--resume`` and ``rlcf eval`` could only trip over. Returns whether it was deleted."""
+        import shutil
+
+        if not self.path.is_dir():
+            return False
+        for child in self.path.rglob("*"):
+            if child.is_file() and child != self.path / CONFIG_FILE:
+                return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True
+
+    def has_trained_state(self) -> bool:
+        """Whether the run has something to evaluate or resume: an rlcf checkpoint, a Hugging Face trainer
+        checkpoint (``checkpoints/<stage>/checkpoint-N``) or a ``final_model``."""
+        ckpts = self.checkpoint_dir
+        return (
+            bool(self.checkpoints())
+            or any(ckpts.glob("*/checkpoint-*/trainer_state.json"))
+            or (self.path / "final_model").is_dir()
+        )
+
     def write_config(self) -> None:
         header = (
             "# Resolved rlcf experiment. Reproduce with: rlcf train <this file>\n"

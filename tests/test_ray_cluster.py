@@ -81,8 +81,8 @@ def test_launch_collect_then_train_into_the_cluster(cluster):
     # The job's own output came back in the stream.
     assert json.loads([line for line in out.splitlines() if line.startswith("{")][-1])["episodes"] == 12
 
-    yaml = cluster["work"] / "exp.yaml"
-    yaml.write_text("algo: cfcql\nrun: {name: launched, total_steps: 20, log_every: 10, checkpoint_every: 10}\n"
+    yaml = cluster["work"] / "launched.yaml"  # no run.name: the run is named after the file, as `rlcf train` does
+    yaml.write_text("algo: cfcql\nrun: {total_steps: 20, log_every: 10, checkpoint_every: 10}\n"
                     "config: {dataset: rlcf/mpe-simple_spread/random-v0, eval_episodes: 2, batch_size: 32}\n")
     code, out, err = rlcf(cluster, "launch", str(yaml), "run.seed=3", "--address", a)
     assert code == 0, err[-3000:]
@@ -103,6 +103,10 @@ def test_failures_are_exit_codes_and_jobs_can_be_stopped(cluster):
     code, out, err = rlcf(cluster, "launch", "show", "rlcf/nope/none-v0", "--address", a)
     assert code == 2, "the job's own rlcf exit code comes back"
     assert '"status": "FAILED"' in err and "no dataset 'rlcf/nope/none-v0'" in out  # the job's log stream
+    failed = json.loads(next(line for line in err.splitlines() if line.startswith('{"job_id"')))["job_id"]
+    code, out, err = rlcf(cluster, "jobs", "logs", failed, "--follow", "--address", a)
+    assert code == 2, "following an ended job exits with its status, as following it while it runs does"
+    assert "no dataset 'rlcf/nope/none-v0'" in out and f"job {failed} ended FAILED (exit code 2)" in err
 
     code, out, err = rlcf(cluster, "launch", "--no-wait", "collect", "mpe-simple_spread", "--tier", "random",
                           "--episodes", "5000", "--no-references", "--dataset-id", "rlcf/mpe-simple_spread/long-v0",
@@ -123,6 +127,8 @@ def test_failures_are_exit_codes_and_jobs_can_be_stopped(cluster):
         "a stopped collection leaves no half-written dataset under its final id"
     code, out, _ = rlcf(cluster, "jobs", "logs", job_id, "--address", a)
     assert code == 0
+    code, out, err = rlcf(cluster, "jobs", "logs", job_id, "--follow", "--address", a)
+    assert code == 130 and f"job {job_id} ended STOPPED" in err
 
 
 def test_unreachable_cluster_is_a_clear_usage_error(cluster):

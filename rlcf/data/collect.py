@@ -19,7 +19,7 @@ import numpy as np
 from rlcf.atomic import atomic_write_text
 from rlcf.data.catalog import datasets_root
 from rlcf.data.episodes import BehaviourPlan
-from rlcf.data.marl import dataset_id_for, dataset_stats, write_marl_dataset
+from rlcf.data.marl import dataset_id_for, dataset_path, dataset_stats, write_marl_dataset
 from rlcf.data.tiers import CollectionPlan, tier_plan
 from rlcf.errors import UsageError
 
@@ -130,6 +130,12 @@ def collect_dataset(
     if policy == "trained" and not (policy_kwargs or {}).get("checkpoint"):
         raise UsageError("--policy trained needs --policy-kwarg checkpoint=<checkpoint folder>")
     dataset_id = dataset_id or dataset_id_for(spec.id, name, version)
+    existing = dataset_path(dataset_id)
+    if existing.exists() and not overwrite:  # refuse now, not after collecting every episode
+        raise UsageError(
+            f"dataset '{dataset_id}' already exists at {existing}; nothing was collected. Give a new id "
+            f"(--version {version + 1}, or --dataset-id), or pass --overwrite to replace it"
+        )
 
     start = time.perf_counter()
     ref_min = ref_max = None

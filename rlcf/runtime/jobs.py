@@ -64,6 +64,7 @@ class LaunchSpec:
     entrypoint_num_gpus: float | None = None
     local_num_cpus: int | None = None
     python: str | None = None
+    plugins: list[str] = field(default_factory=list)  # `rlcf --plugin`s, shipped (.py files) and loaded by the job
 
 
 def _launch_parser() -> argparse.ArgumentParser:
@@ -275,16 +276,49 @@ def _job_env(spec: LaunchSpec) -> dict[str, str]:
     return env
 
 
-def _stage(command: list[str], staging: Path) -> tuple[list[str], list[str]]:
-    """Copy the YAML/JSON files the command names into ``staging``; returns (command, shipped names)."""
+def _yaml_plugin_files(path: Path) -> list[str]:
+    """The relative ``.py`` files an experiment YAML's ``plugins:`` names (and that exist beside it)."""
+    from rlcf.config import load_yaml
+
+    try:
+        plugins = load_yaml(path).get("plugins") or []
+    except UsageError:
+        return []  # not an experiment, or not valid: the job reports it
+    plugins = [plugins] if isinstance(plugins, str) else plugins
+    return [p for p in plugins if isinstance(p, str) and p.endswith(".py") and not Path(p).is_absolute()
+            and ".." not in Path(p).parts and (path.parent / p).is_file()]
+
+
+def _stage(command: list[str], staging: Path, plugins: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """Copy the YAML/JSON files the command names, and the ``.py`` plugin files, into ``staging``.
+
+    Each file keeps its name (in a numbered folder, so two ``config.yaml`` cannot clash): a YAML without
+    ``run.name`` names its run after the file's stem, as ``rlcf train`` does here, so ``--resume`` finds it.
+
+    Returns:
+        ``(command, shipped names)``; the command starts with a ``--plugin`` pair per plugin.
+    """
     out, shipped = [], []
+
+    def ship(path: Path) -> str:
+        name = f"{len(shipped)}/{path.name}"
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, staging / name)
+        shipped.append(name)
+        if path.suffix in (".yaml", ".yml"):  # the YAML's own plugin files travel beside it
+            for plugin in _yaml_plugin_files(path):
+                target = (staging / name).parent / plugin
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path.parent / plugin, target)
+        return name
+
+    for plugin in plugins:
+        path = Path(plugin)
+        out += ["--plugin", ship(path) if path.suffix == ".py" and path.is_file() else plugin]
     for i, tok in enumerate(command):
         path = Path(tok)
         if i > 0 and path.suffix in _SHIPPED_SUFFIXES and path.is_file():
-            name = f"{len(shipped)}_{path.name}"
-            shutil.copy2(path, staging / name)
-            shipped.append(name)
-            out.append(name)
+            out.append(ship(path))
         else:
             out.append(tok)
     return out, shipped
@@ -379,7 +413,7 @@ def launch(spec: LaunchSpec) -> int:
     try:
         client = _client(address)
         staging = Path(tempfile.mkdtemp(prefix="rlcf-job-"))
-        command, shipped = _stage(spec.command, staging)
+        command, shipped = _stage(spec.command, staging, spec.plugins)
         runtime_env: dict[str, Any] = {"working_dir": str(staging), "env_vars": _job_env(spec)}
         if spec.ship == "wheel":
             runtime_env["py_modules"] = [str(build_wheel())]
@@ -478,16 +512,34 @@ def jobs_main(args: argparse.Namespace) -> int:
         print(json.dumps({"job_id": args.job_id, "status": status, "message": info.message}))
         return 0 if status != "FAILED" else 1
     if args.action == "logs":
-        if args.follow and status not in TERMINAL:
-            status = follow(client, args.job_id)
-            return exit_code_of(client, args.job_id, status)
-        sys.stdout.write(client.get_job_logs(args.job_id))
-        return 0
+        return show_logs(client, args.job_id, status, follow_logs=args.follow)
     if args.action == "stop":
         stopped = client.stop_job(args.job_id)
         print(json.dumps({"job_id": args.job_id, "stop_requested": bool(stopped), "status_before": status}))
         return 0
     raise UsageError(f"unknown jobs action {args.action!r}")
+
+
+def show_logs(client: Any, job_id: str, status: str, *, follow_logs: bool, out=None, err=None) -> int:
+    """``rlcf jobs logs``: print the job's logs; with ``follow_logs``, stream them until it ends.
+
+    With ``follow_logs`` the exit code is the job's, whether it ends while followed or had ended before (0
+    succeeded, its rlcf exit code when it failed, 130 stopped), and the final status is said on stderr.
+    Without it, printing the logs succeeds (0) for any job state.
+    """
+    out, err = out or sys.stdout, err or sys.stderr
+    if follow_logs and status not in TERMINAL:
+        status = follow(client, job_id, out)
+    else:
+        out.write(client.get_job_logs(job_id))
+        out.flush()
+        if not follow_logs:
+            return 0
+    code = exit_code_of(client, job_id, status)
+    print(json.dumps({"job_id": job_id, "status": status, "exit_code": code}), file=err)
+    if code:
+        print(f"job {job_id} ended {status} (exit code {code})", file=err)
+    return code
 
 
 # -- the job's entrypoint on the node ---------------------------------------------------------------------------

@@ -9,11 +9,13 @@ has every row exactly once.
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from rlcf.errors import RlcfError
+from rlcf.plugins import ENV_VAR as PLUGINS_ENV_VAR
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,11 @@ class ShardPool:
             raise ValueError(f"actors must be >= 1, got {actors}")
         ensure_ray()
         options = {"num_cpus": 1, **(actor_options or {})}
+        plugins = os.environ.get(PLUGINS_ENV_VAR)
+        if plugins:  # the actors import this process's plugins when a registry lookup misses (rlcf.plugins)
+            runtime_env = dict(options.get("runtime_env") or {})
+            runtime_env["env_vars"] = {PLUGINS_ENV_VAR: plugins, **(runtime_env.get("env_vars") or {})}
+            options["runtime_env"] = runtime_env
         self._remote = ray.remote(max_restarts=0)(actor_class).options(**options)
         self._init_refs = [ray.put(a) for a in init_args]
         self.method = method
