@@ -23,6 +23,7 @@ GPU bf16 (and vLLM when ``use_vllm``), from the same config.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,14 @@ class DeFactoConfig(LLMConfigChecks):
     tiny: TinyLMConfig = field(
         default_factory=lambda: TinyLMConfig(prefix_space=True), metadata={"help": "Shape of the embedded tiny model."}
     )
+    data: str = option(
+        "embedded",
+        "'embedded' (the generated grounded-QA or picture task, by modality) or a dataset id / local folder for "
+        "datasets.load_dataset with columns prompt, variant (pos|neg|random), solution, evidence, non_evidence, "
+        "completion (the SFT target; needed when sft_epochs > 0) and, with modality image, image",
+    )
+    train_split: str = option("train", "Split of 'data' for SFT and GRPO (user data only).")
+    eval_split: str = option("test", "Split of 'data' for evaluation (user data only).")
     train_docs: int = option(400, "Documents for GRPO (each gives one row per variant).")
     eval_docs: int = option(60, "Held-out documents for evaluation (never in training).")
     data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
@@ -170,8 +179,41 @@ def validate_rows(rows: list[dict[str, Any]], where: str = "dataset") -> None:
             )
 
 
+def user_rows(config: DeFactoConfig, split: str) -> list[dict[str, Any]]:
+    """``config.data``'s train or eval split, checked: every row scorable by the DeFacto rewards; with modality image
+    an ``image`` per row; a text prompt of an image row becomes the user turn beside the image."""
+    from rlcf.algos.llm_trainer import load_user_rows
+    from rlcf.errors import UsageError
+
+    name = config.train_split if split == "train" else config.eval_split
+    rows = load_user_rows(config.data, name, "train_split" if split == "train" else "eval_split")
+    where = f"dataset {config.data!r} [{name}]"
+    if not rows:
+        raise UsageError(f"{where} has no rows")
+    for i, row in enumerate(rows):
+        if config.modality == "image":
+            if row.get("image") is None:
+                raise UsageError(f"{where} row {i} has no 'image'; image rows need an image column (modality: image)")
+            if isinstance(row["image"], str):  # a path, relative to the dataset folder (jsonl rows)
+                from PIL import Image
+
+                path = Path(config.data) / row["image"] if not Path(row["image"]).is_absolute() else Path(row["image"])
+                if not path.is_file():
+                    raise UsageError(f"{where} row {i}: image file {str(path)!r} does not exist")
+                row["image"] = Image.open(path).convert("RGB")
+            if isinstance(row["prompt"], str):
+                row["prompt"] = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": row["prompt"]}]}]
+        elif not isinstance(row.get("prompt"), str):
+            raise UsageError(f"{where} row {i}: a text row's prompt must be a string, got {type(row.get('prompt')).__name__}")
+    validate_rows(rows, where)
+    return rows
+
+
 def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[dict[str, Any]]:
-    """The embedded task's variant rows for ``config.modality``."""
+    """The variant rows of ``split``: ``config.data``'s (its first ``3 * count`` rows: ``count`` documents' worth),
+    or the embedded task's for ``config.modality``."""
+    if config.data != "embedded":
+        return user_rows(config, split)[: 3 * count]
     if config.modality == "image":
         from rlcf.envs.grounded_images import GroundedImageConfig, grounded_image_rows
 
@@ -198,6 +240,14 @@ def load_for(config: DeFactoConfig, path: str | Path, device: Any = None) -> tup
 
 def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
     from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+
+    if config.data != "embedded":
+        from rlcf.errors import UsageError
+
+        rows = user_rows(config, "train")[: 3 * config.sft_docs]
+        if any(not r.get("completion") for r in rows):
+            raise UsageError(f"dataset {config.data!r}: SFT needs a 'completion' column (the target text) in every row; add it or set sft_epochs: 0")
+        return rows
 
     rng = np.random.default_rng([seed, 11])
     out = []
@@ -247,6 +297,9 @@ class DeFacto(LLMAlgorithm, Algorithm):
 
     @classmethod
     def tiny_corpus(cls, config: DeFactoConfig, train_rows: list[dict[str, Any]]) -> list[str]:
+        if config.data != "embedded":
+            texts = [r["prompt"] if isinstance(r["prompt"], str) else json.dumps(r["prompt"]) for r in train_rows]
+            return [t + str(r.get("completion") or r["solution"]) for t, r in zip(texts, train_rows)]
         rows = task_rows(config, "train", 200 if config.modality == "image" else 400, seed=config.data_seed + 2000)
         if config.modality == "image":
             from rlcf.envs.grounded_images import image_completion_for

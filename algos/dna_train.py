@@ -428,19 +428,11 @@ def _task(config: DNATrainConfig) -> Any:
 def load_user_pairs(config: DNATrainConfig, split: str) -> list[dict[str, Any]]:
     """``config.data``'s ``split`` through ``datasets.load_dataset`` (a hub id or a local folder of
     ``<split>.jsonl`` / parquet files), validated and laid out [real, cf, …] by :func:`rlcf.envs.paired.pair_rows`."""
-    from datasets import get_dataset_split_names, load_dataset
-
+    from rlcf.algos.llm_trainer import load_user_rows
     from rlcf.envs.paired import pair_rows
 
     name = config.train_split if split == "train" else config.eval_split
-    try:
-        available = get_dataset_split_names(config.data)
-    except Exception as err:  # noqa: BLE001  (datasets raises many kinds; the message is what matters)
-        raise UsageError(f"config.data: cannot open dataset {config.data!r} ({type(err).__name__}: {err}); give a hub id or a local folder") from None
-    if name not in available:
-        which = "train_split" if split == "train" else "eval_split"
-        raise UsageError(f"config.{which}: dataset {config.data!r} has no split {name!r}; its splits: {', '.join(available)}")
-    rows = [dict(r) for r in load_dataset(config.data, split=name)]
+    rows = load_user_rows(config.data, name, "train_split" if split == "train" else "eval_split")
     missing = [c for c in ("prompt",) if rows and c not in rows[0]]
     if missing:
         raise UsageError(f"dataset {config.data!r} [{name}] has no '{missing[0]}' column; paired rows need pair_id, side, question, options, solution, prompt")

@@ -43,6 +43,7 @@ __all__ = [
     "final_or_checkpoint",
     "grpo_arguments",
     "latest_trainer_checkpoint",
+    "load_user_rows",
     "quiet_trainer",
     "quiet_transformers",
     "save_final",
@@ -153,6 +154,27 @@ def as_chat(rows: Sequence[dict[str, Any]], instruction: str) -> list[dict[str, 
             new["completion"] = [{"role": "assistant", "content": row["completion"]}]
         out.append(new)
     return out
+
+
+def load_user_rows(data: str, split: str, which: str) -> list[dict[str, Any]]:
+    """Rows of split ``split`` of ``data`` (a hub id or a local folder of ``<split>.jsonl`` / parquet files)
+    through ``datasets.load_dataset``; ``which`` names the config field of the split in errors."""
+    from datasets import get_dataset_split_names, load_dataset
+
+    if Path(data).is_file():  # one file would serve training and evaluation alike
+        raise UsageError(
+            f"config.data: {data!r} is a single file; give a folder with one file per split (e.g. train.jsonl and "
+            "test.jsonl) or a hub id, so that evaluation rows stay out of training"
+        )
+    try:
+        with quiet_transformers():
+            available = get_dataset_split_names(data)
+    except Exception as err:  # noqa: BLE001  (datasets raises many kinds; the message is what matters)
+        raise UsageError(f"config.data: cannot open dataset {data!r} ({type(err).__name__}: {err}); give a hub id or a local folder") from None
+    if split not in available:
+        raise UsageError(f"config.{which}: dataset {data!r} has no split {split!r}; its splits: {', '.join(available)}")
+    with quiet_transformers():
+        return [dict(r) for r in load_dataset(data, split=split)]
 
 
 def trl_passthrough(kind: str) -> Any:

@@ -13,7 +13,7 @@ import torch
 
 from rlcf.algorithm import train
 from rlcf.config import load_experiment
-from rlcf.errors import ConfigError
+from rlcf.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [  # a 1-layer model and a handful of documents: the stages run in seconds
@@ -113,3 +113,39 @@ def test_chat_formatted_prompts_run_through_the_tiny_models_template(tmp_path):
         use_chat(cfg, plain)
     assert not use_chat(load_experiment(None, [], algo="dna-train").config, tokenizer)  # auto + tiny: plain
     assert use_chat(load_experiment(None, ["config.model=Qwen/Qwen2.5-0.5B-Instruct"], algo="dna-train").config, tokenizer)
+
+
+def _write_split(folder: Path, name: str, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.slow
+def test_defacto_trains_on_user_data_from_a_local_folder(tmp_path):
+    """config.data: a folder of train/test jsonl files (text rows), validated before training; SFT reads its
+    completion column, evaluation its test split."""
+    from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+
+    keep = ("prompt", "variant", "solution", "evidence", "non_evidence")
+    train_rows = [{**{k: r[k] for k in keep}, "completion": completion_for(r)} for r in grounded_qa_rows("train", 20, seed=3)]
+    test_rows = [{k: r[k] for k in keep} for r in grounded_qa_rows("eval", 4, seed=3)]
+    data = tmp_path / "mydata"
+    _write_split(data, "train", train_rows)
+    _write_split(data, "test", test_rows)
+    run, final = train(None, [f"run.out_dir={tmp_path / 'runs'}", "run.total_steps=1", "run.checkpoint_every=1", *TINY,
+                              f"config.data={data}"], algo="defacto")
+    scores = json.loads((run.path / "eval.json").read_text())["defacto"]
+    assert {s: v["rows"] for s, v in scores.items()} == {"pos": 4, "neg": 4, "random": 4}  # the test split, all of it
+    # Bad user data is refused before anything trains, naming the row and the fix.
+    _write_split(tmp_path / "bad", "train", [{**train_rows[0], "variant": "negative"}])
+    _write_split(tmp_path / "bad", "test", test_rows)
+    with pytest.raises(UsageError, match=r"dataset .*bad.* \[train\] row 0: variant must be one of pos, neg, random"):
+        train(None, [f"run.out_dir={tmp_path / 'runs2'}", *TINY, f"config.data={tmp_path / 'bad'}"], algo="defacto")
+    nosft = tmp_path / "nocompletion"
+    _write_split(nosft, "train", [{k: r[k] for k in keep} for r in train_rows])
+    _write_split(nosft, "test", test_rows)
+    with pytest.raises(UsageError, match="SFT needs a 'completion' column"):
+        train(None, [f"run.out_dir={tmp_path / 'runs3'}", *TINY, f"config.data={nosft}"], algo="defacto")
+    with pytest.raises(UsageError, match="has no split 'valid'; its splits: train, test"):
+        train(None, [f"run.out_dir={tmp_path / 'runs4'}", *TINY, f"config.data={data}", "config.eval_split=valid"], algo="defacto")
+    assert not (tmp_path / "runs2").exists() or not list((tmp_path / "runs2").rglob("config.json"))
