@@ -191,6 +191,8 @@ def user_rows(config: DeFactoConfig, split: str) -> list[dict[str, Any]]:
     if not rows:
         raise UsageError(f"{where} has no rows")
     for i, row in enumerate(rows):
+        if row.get("prompt") in (None, ""):
+            raise UsageError(f"{where} row {i} has no 'prompt'; DeFacto rows need prompt, variant, solution, evidence, non_evidence")
         if config.modality == "image":
             if row.get("image") is None:
                 raise UsageError(f"{where} row {i} has no 'image'; image rows need an image column (modality: image)")

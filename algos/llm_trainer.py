@@ -156,16 +156,41 @@ def as_chat(rows: Sequence[dict[str, Any]], instruction: str) -> list[dict[str, 
     return out
 
 
+_DATA_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+def _split_files(folder: Path) -> dict[str, tuple[str, list[str]]]:
+    """``{split: (builder, files)}`` of a local folder's ``<split>.jsonl`` / ``<split>-00000.parquet`` … files."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for file in sorted(folder.iterdir()):
+        kind = _DATA_KINDS.get(file.suffix)
+        if kind and file.is_file():
+            split = file.stem.split("-")[0]
+            found.setdefault(split, (kind, []))[1].append(str(file))
+    return found
+
+
 def load_user_rows(data: str, split: str, which: str) -> list[dict[str, Any]]:
-    """Rows of split ``split`` of ``data`` (a hub id or a local folder of ``<split>.jsonl`` / parquet files)
-    through ``datasets.load_dataset``; ``which`` names the config field of the split in errors."""
+    """Rows of split ``split`` of ``data`` — a local folder of ``<split>.jsonl`` / parquet / csv files (read with
+    that builder, so that images beside them are not taken for an image dataset) or a hub id — through
+    ``datasets.load_dataset``; ``which`` names the config field of the split in errors."""
     from datasets import get_dataset_split_names, load_dataset
 
-    if Path(data).is_file():  # one file would serve training and evaluation alike
+    path = Path(data)
+    if path.is_file():  # one file would serve training and evaluation alike
         raise UsageError(
             f"config.data: {data!r} is a single file; give a folder with one file per split (e.g. train.jsonl and "
             "test.jsonl) or a hub id, so that evaluation rows stay out of training"
         )
+    if path.is_dir():
+        files = _split_files(path)
+        if not files:
+            raise UsageError(f"config.data: folder {data!r} has no <split>.jsonl, .parquet or .csv files (e.g. train.jsonl, test.jsonl)")
+        if split not in files:
+            raise UsageError(f"config.{which}: dataset {data!r} has no split {split!r}; its splits: {', '.join(files)}")
+        kind, paths = files[split]
+        with quiet_transformers():
+            return [dict(r) for r in load_dataset(kind, data_files={split: paths}, split=split)]
     try:
         with quiet_transformers():
             available = get_dataset_split_names(data)

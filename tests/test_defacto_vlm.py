@@ -11,7 +11,7 @@ import pytest
 from rlcf.algorithm import train
 from rlcf.config import load_experiment
 from rlcf.envs.grounded_images import COLORS, grounded_image_rows
-from rlcf.errors import ConfigError
+from rlcf.errors import ConfigError, UsageError
 
 
 def test_picture_rows_mask_what_they_report():
@@ -132,3 +132,30 @@ def test_vlm_grpo_step_runs_end_to_end(tmp_path):
 
     scores = DeFacto.evaluate_run(run)
     assert set(scores) == {"pos", "neg", "random"} and all(s.rows == 2 for s in scores.values())
+
+
+def test_vlm_grpo_trains_on_user_image_rows_from_a_folder(tmp_path):
+    """config.data with modality image: jsonl rows whose image column holds a path relative to the folder (a text
+    prompt becomes the user turn beside the image); a missing image file is refused before training."""
+
+    data = tmp_path / "pictures"
+    (data / "img").mkdir(parents=True)
+    for split, name in (("train", "train"), ("eval", "test")):
+        lines = []
+        for i, row in enumerate(grounded_image_rows(split, 2, seed=4)):
+            row["image"].save(data / "img" / f"{name}-{i}.png")
+            question = row["prompt"][0]["content"][1]["text"]
+            lines.append(json.dumps({"prompt": question, "image": f"img/{name}-{i}.png", "variant": row["variant"],
+                                     "solution": row["solution"], "evidence": row["evidence"], "non_evidence": row["non_evidence"]}))
+        (data / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    overrides = [f"run.out_dir={tmp_path / 'runs'}", "run.total_steps=1", "run.checkpoint_every=1", "config.modality=image",
+                 "config.sft_epochs=0", "config.tiny.hidden_size=32", "config.tiny.heads=2", "config.tiny.kv_heads=1",
+                 "config.tiny.layers=1", "config.tiny.intermediate_size=64", "config.tiny.vocab_size=320",
+                 "config.prompts_per_step=2", "config.num_generations=2", "config.max_completion_length=8",
+                 "config.eval_max_new_tokens=8", f"config.data={data}"]
+    run, final = train(None, overrides, algo="defacto")
+    scores = json.loads((run.path / "eval.json").read_text())["defacto"]
+    assert {s: v["rows"] for s, v in scores.items()} == {"pos": 2, "neg": 2, "random": 2}
+    (data / "img" / "test-0.png").unlink()
+    with pytest.raises(UsageError, match=r"\[test\] row 0: image file .*test-0.png' does not exist"):
+        train(None, [*overrides, f"run.out_dir={tmp_path / 'runs2'}"], algo="defacto")

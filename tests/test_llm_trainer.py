@@ -146,6 +146,6 @@ def test_defacto_trains_on_user_data_from_a_local_folder(tmp_path):
     _write_split(nosft, "test", test_rows)
     with pytest.raises(UsageError, match="SFT needs a 'completion' column"):
         train(None, [f"run.out_dir={tmp_path / 'runs3'}", *TINY, f"config.data={nosft}"], algo="defacto")
-    with pytest.raises(UsageError, match="has no split 'valid'; its splits: train, test"):
+    with pytest.raises(UsageError, match="has no split 'valid'; its splits: test, train"):
         train(None, [f"run.out_dir={tmp_path / 'runs4'}", *TINY, f"config.data={data}", "config.eval_split=valid"], algo="defacto")
     assert not (tmp_path / "runs2").exists() or not list((tmp_path / "runs2").rglob("config.json"))
