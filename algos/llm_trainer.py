@@ -244,6 +244,15 @@ def grpo_arguments(config: Any, run_config: Any, output_dir: Path, batch_size: i
     from trl import GRPOConfig
 
     check_trl_fields("grpo", config.grpo, config)
+    if config.use_vllm:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None or not gpu:
+            raise ConfigError(
+                "use_vllm",
+                f"vLLM generation needs the vllm package and a GPU ({'vllm is not installed' if importlib.util.find_spec('vllm') is None else 'no GPU here'}); "
+                "install vllm on the GPU node (config.grpo.vllm_mode: colocate or server), or set use_vllm: false",
+            )
     rc = run_config
     settings = dict(
         output_dir=str(output_dir),

@@ -3,12 +3,14 @@ dataclasses (GRPOConfig / SFTConfig), without loading any weights."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from rlcf.algos.llm_trainer import grpo_arguments, sft_config
 from rlcf.config import load_experiment
+from rlcf.errors import ConfigError
 from rlcf.registry import algos
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/qwen*.yaml"))
@@ -31,6 +33,10 @@ def test_recipe_validates_against_trl(path, tmp_path):
     algo = algos.get(exp.algo)
     # The TRL configs the run would build, on CPU here (bf16 is refused without a GPU; it is the only GPU-side field
     # rlcf itself sets), with every pass-through field checked against TRL's dataclass and its __post_init__.
+    if c.use_vllm:  # vLLM generation needs the package and a GPU: refused here with the reason and the fix
+        with pytest.raises(ConfigError, match=r"use_vllm.*vLLM generation needs the vllm package and a GPU.*set use_vllm: false"):
+            grpo_arguments(c, exp.run, tmp_path / "grpo", algo.rollout_batch(c), [1.0] * len(c.rewards), gpu=False)
+        c = dataclasses.replace(c, use_vllm=False)  # the rest is checked as TRL would check it
     args = grpo_arguments(c, exp.run, tmp_path / "grpo", algo.rollout_batch(c), [1.0] * len(c.rewards), gpu=False, **algo.grpo_settings(c))
     assert args.learning_rate == c.learning_rate and args.num_generations == c.num_generations
     for key, value in c.grpo.items():

@@ -86,10 +86,16 @@ class RolloutWorker:
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda") or config.device.startswith("cuda:")
         self.device = torch.device(config.device if config.device.startswith("cuda:") else ("cuda" if cuda else "cpu"))
         self.backend = config.backend
-        if self.backend == "auto":
-            import importlib.util
+        import importlib.util
 
+        if self.backend == "auto":
             self.backend = "vllm" if (cuda and importlib.util.find_spec("vllm") is not None) else "hf"
+        elif self.backend == "vllm" and (importlib.util.find_spec("vllm") is None or not cuda):
+            raise UsageError(
+                "backend 'vllm' needs the vllm package and a CUDA GPU on the actor's node "
+                f"({'vllm is not installed' if importlib.util.find_spec('vllm') is None else 'no GPU'}); "
+                "install vllm on GPU nodes, or use backend 'hf' (or 'auto', which picks vLLM where it can run)"
+            )
         if self.backend == "vllm":
             from vllm import LLM  # noqa: PLC0415 - optional, GPU nodes only
 
