@@ -7,11 +7,12 @@
 3. Prints answer accuracy and abstention per split (mean ± std over seeds) against the SFT model, and the
    issue's targets: neg abstention ≥ 80%, pos accuracy at least SFT's − 3 points, random accuracy within 5 points
    of pos with at most 10% abstention, plain GRPO not raising neg abstention.
-4. Overhead: GRPO step time of rlcf's trainer (guarded, weighted reward functions) against TRL's
-   ``GRPOTrainer`` given the same reward functions unwrapped, on the same model and batch, in alternating
-   blocks; prints the ratio.
+4. Overhead: GRPO step time of rlcf's whole DeFacto trainer (guarded reward set, per-variant tally, callbacks)
+   against TRL's ``GRPOTrainer`` with the raw reward functions, on the same model and batch, in alternating
+   blocks; prints the ratio (``--overhead-only`` runs just this).
 
     python bench/bench_defacto.py --seeds 0,1,2 --steps 100
+    python bench/bench_defacto.py --overhead-only --out runs/bench_defacto   # reuses that run's SFT checkpoint
 
 The defaults are the settings of ``configs/defacto/grounded_qa.yaml`` (``MEASURED``); ``--set key=value`` overrides
 them for every run (e.g. ``--set layout=people`` for the harder layout, ``--set model=<hub id>`` for a real model).
@@ -71,39 +72,57 @@ def arm(name: str, sft: Path, seed: int, steps: int, out: Path, base_overrides: 
 
 
 def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
-    """Median GRPO step time: rlcf's guarded reward set vs the raw functions, same TRL trainer and batch."""
-    import torch
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    """Median GRPO step time of rlcf's whole DeFacto trainer against TRL's plain ``GRPOTrainer``.
 
+    rlcf: ``DeFacto.make_trainer`` as ``fit`` builds it — guarded reward set, per-variant tally, run logger and
+    progress callbacks, TRL's printers removed — from ``grpo_arguments``. TRL: ``GRPOTrainer`` with the raw reward
+    functions and the same ``GRPOConfig``. Same SFT model, batch (8 prompts x 8) and rows; learning rate 0, so both
+    models stay equal and sample alike. Each block runs ``steps`` steps of one trainer through ``trainer.train()``
+    (its whole loop, callbacks included); blocks alternate.
+    """
+    import dataclasses
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from rlcf.algos.defacto import DeFacto
     from rlcf.algos.llm_common import load_model
-    from rlcf.envs.grounded_qa import grounded_qa_rows
+    from rlcf.algos.llm_trainer import grpo_arguments, quiet_transformers
+    from rlcf.config import load_experiment
     from rlcf.reward_set import RewardSet, resolve_reward
 
-    rows = grounded_qa_rows("train", 200, seed=5)
-    names = ["format", "answer", "grounding"]
-    trainers = {}
-    for label, funcs in (("rlcf", RewardSet(names).functions), ("trl", [resolve_reward(n) for n in names])):
-        torch.manual_seed(0)
+    exp = load_experiment(None, [f"config.{kv}" for kv in MEASURED], algo="defacto")
+    config = dataclasses.replace(exp.config, learning_rate=0.0, model=str(sft))
+    rows = DeFacto.train_data(config)
+    names = list(config.rewards)
+
+    def build(label: str, out: Path) -> object:
+        run_config = dataclasses.replace(exp.run, total_steps=steps, log_every=steps, checkpoint_every=10**6, seed=0)
+        args = grpo_arguments(config, run_config, out, DeFacto.rollout_batch(config), [1.0] * len(names), gpu=False)
         model, tok = load_model(sft)
-        args = GRPOConfig(output_dir=f"/tmp/rlcf_bench_overhead_{label}", max_steps=10**6, per_device_train_batch_size=64,
-                          num_generations=8, max_completion_length=40, learning_rate=1e-6, use_cpu=True, bf16=False,
-                          activation_checkpointing=False, report_to="none", disable_tqdm=True, save_strategy="no",
-                          logging_steps=10**6, remove_unused_columns=False, seed=0)
-        trainers[label] = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
-    times = {k: [] for k in trainers}
-    for label, t in trainers.items():  # set up the optimizer and data iterators outside the timed blocks
-        t.create_optimizer_and_scheduler(num_training_steps=10**6)
-        t.current_gradient_accumulation_steps = 1  # normally set by Trainer's loop, read by TRL's loss
-        t._rlcf_iter = iter(t.get_train_dataloader())
-    for _ in range(blocks):
-        for label, t in trainers.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                batch = next(t._rlcf_iter)
-                t.training_step(t.model, batch, None)
-            times[label].append((time.perf_counter() - start) / steps)
+        if label == "rlcf":
+            return DeFacto.make_trainer(config, model, tok, args, rows, RewardSet(names), run=None)
+        trainer = GRPOTrainer(model=model, reward_funcs=[resolve_reward(n) for n in names], args=args,
+                              train_dataset=Dataset.from_list(rows), processing_class=tok)
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # neither side prints
+        return trainer
+
+    import tempfile
+
+    times: dict[str, list[float]] = {"rlcf": [], "trl": []}
+    with tempfile.TemporaryDirectory() as tmp, quiet_transformers():
+        trainers = {label: build(label, Path(tmp) / label) for label in times}
+        for label, trainer in trainers.items():  # warm-up block, not timed
+            trainer.train()
+        for _ in range(blocks):
+            for label, trainer in trainers.items():
+                start = time.perf_counter()
+                trainer.train()
+                times[label].append((time.perf_counter() - start) / steps)
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    print("block step times (s):", {k: [round(t, 3) for t in v] for k, v in times.items()}, flush=True)
     return med["rlcf"], med["trl"]
 
 
@@ -112,8 +131,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=100, help="GRPO steps per arm")
     parser.add_argument("--out", default="runs/bench_defacto")
-    parser.add_argument("--overhead-steps", type=int, default=3)
-    parser.add_argument("--overhead-blocks", type=int, default=3)
+    parser.add_argument("--overhead-steps", type=int, default=5)
+    parser.add_argument("--overhead-blocks", type=int, default=5)
+    parser.add_argument("--overhead-only", action="store_true", help="skip the learning runs (needs a saved SFT checkpoint or builds one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     parser.add_argument("--defacto-set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the DeFacto arm only (its rewards and weights)")
@@ -127,6 +147,10 @@ def main() -> None:
     base = [f"config.{kv}" for kv in [*MEASURED, *args.set]]  # later overrides win
     sft = sft_checkpoint(out, base)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.overhead_only:
+        rlcf_t, trl_t = overhead(sft, args.overhead_steps, args.overhead_blocks)
+        print(f"GRPO step time, 64 completions: rlcf DeFacto trainer {rlcf_t:.3f} s, TRL GRPOTrainer {trl_t:.3f} s, ratio {rlcf_t / trl_t:.3f}")
+        return
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if not arms or set(arms) - {"defacto", "grpo"}:
         parser.error(f"--arms takes defacto and/or grpo, got {args.arms!r}")
@@ -163,7 +187,7 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps({"results": results, "steps": args.steps, "seeds": seeds}, indent=2))
         return
     rlcf_t, trl_t = overhead(sft, args.overhead_steps, args.overhead_blocks)
-    print(f"\nGRPO step time, 64 completions: rlcf {rlcf_t:.3f} s, TRL with raw reward functions {trl_t:.3f} s, ratio {rlcf_t / trl_t:.3f}")
+    print(f"\nGRPO step time, 64 completions: rlcf DeFacto trainer {rlcf_t:.3f} s, TRL GRPOTrainer {trl_t:.3f} s, ratio {rlcf_t / trl_t:.3f}")
     (out / "results.json").write_text(json.dumps({"results": results, "steps": args.steps, "seeds": seeds, "overhead": [rlcf_t, trl_t]}, indent=2))
 
 
