@@ -31,6 +31,7 @@ import numpy as np
 
 from rlcf.envs.grounded_qa import ATTRIBUTES, LAYOUTS, NAMES, SPLIT_SEEDS
 from rlcf.envs.variants import render_segments
+from rlcf.registry import tasks
 
 __all__ = ["GroundedPairsConfig", "completion_for", "grounded_pair_rows", "prompt_for", "usual_value"]
 
@@ -130,6 +131,7 @@ def _pair(rng: np.random.Generator, cfg: GroundedPairsConfig) -> tuple[list[str]
     return real, cf, f"what is {name}'s {attribute}?", options, real_value, edit, pos + 1
 
 
+@tasks.register("grounded_pairs", help="DNA-Train task: (real, cf) pairs of documents, questions and options")
 def grounded_pair_rows(split: str, pairs: int, seed: int = 0, config: GroundedPairsConfig | None = None, sides: tuple[str, ...] = ("real", "cf")) -> list[dict[str, Any]]:
     """``pairs`` distinct pairs of ``split`` as rows ``[real, cf, real, cf, …]`` (only ``sides`` kept)."""
     from rlcf.errors import UsageError

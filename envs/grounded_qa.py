@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from rlcf.envs.variants import TextExample, build_text_variants
+from rlcf.registry import tasks
 
 __all__ = [
     "ATTRIBUTES",
@@ -193,6 +194,7 @@ def completion_for(row: dict[str, Any], abstain: str = "unknown") -> str:
     return f"<evidence>{cited}</evidence><think>fact {cited} answers it.</think><answer>{row['solution']}</answer>"
 
 
+@tasks.register("grounded_qa", help="DeFacto text task: pos / neg / random rows of generated fact documents")
 def grounded_qa_rows(split: str, count: int, seed: int = 0, config: GroundedQAConfig | None = None) -> list[dict[str, Any]]:
     """``3·count`` rows (pos, neg, random per document) with ``prompt`` and the reward columns."""
     cfg = config or GroundedQAConfig()

@@ -20,7 +20,7 @@ log = logging.getLogger("rlcf")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "datasets")
+LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "tasks", "datasets")
 
 # Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
 # feature is not in this version, instead of pretending to run.
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rewards format,answer,grounding --num-generations 8 --actors 2 --out rollouts/qa",
     )
     p.add_argument("--model", required=True, help="Hugging Face model id or local folder")
-    p.add_argument("--task", help="embedded prompt task: grounded_qa | grounded_pairs")
+    p.add_argument("--task", help="a registered LLM task (rlcf list tasks): grounded_qa | grounded_pairs | a plug-in's")
     p.add_argument("--data", help="prompt dataset: hub id, local folder or .parquet/.jsonl/.csv file with a 'prompt' column")
     p.add_argument("--split", default="eval", help="embedded task split (train | eval)")
     p.add_argument("--data-split", default="train", help="split of --data")

@@ -426,12 +426,18 @@ rewards: Registry[Any] = Registry(
     "rewards", "reward function", "rlcf.reward_fns", builtin_modules=["rlcf.reward_fns"], check=_check_callable("reward function")
 )
 algos: Registry[Any] = Registry("algos", "algorithm", "rlcf.algos", builtin_modules=["rlcf.algos"], check=_check_algorithm)
+#: Embedded LLM tasks: ``fn(split, count, seed=0) -> rows`` (each row a ``prompt`` plus its reward columns), as envs
+#: are for the multi-agent side; rollouts and evaluation find a task here by name and import no task module.
+tasks: Registry[Any] = Registry(
+    "tasks", "LLM task", "rlcf.tasks", builtin_modules=["rlcf.envs.grounded_qa", "rlcf.envs.grounded_pairs"],
+    check=_check_callable("task"),
+)
 
-registries: dict[str, Registry[Any]] = {r.kind: r for r in (envs, suites, policies, rewards, algos)}
+registries: dict[str, Registry[Any]] = {r.kind: r for r in (envs, suites, policies, rewards, algos, tasks)}
 
 
 def get_registry(kind: str) -> Registry[Any]:
-    """The registry for ``kind`` (``"envs"``, ``"suites"``, ``"policies"``, ``"rewards"``, ``"algos"``)."""
+    """The registry for ``kind`` (``"envs"``, ``"suites"``, ``"policies"``, ``"rewards"``, ``"algos"``, ``"tasks"``)."""
     try:
         return registries[kind]
     except KeyError:

@@ -186,3 +186,24 @@ def test_import_rlcf_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"import rlcf loaded: {out}"
+
+
+def test_llm_tasks_are_a_registry_the_rollouts_read():
+    """Rollouts name no task module: they look tasks up in rlcf.registry.tasks, where a plug-in's task sits beside
+    the built-in ones."""
+    from rlcf.registry import tasks
+    from rlcf.runtime.rollouts import prompt_rows
+
+    assert {"grounded_qa", "grounded_pairs"} <= set(tasks.names())
+
+    @tasks.register("echo_task_for_test", help="two prompts")
+    def echo(split, count, seed=0):
+        return [{"prompt": f"{split} {i}", "solution": str(i)} for i in range(count)]
+
+    try:
+        rows = prompt_rows("echo_task_for_test", docs=2, split="train")
+        assert [(r["prompt_id"], r["prompt"]) for r in rows] == [(0, "train 0"), (1, "train 1")]
+        with pytest.raises(UnknownNameError, match="unknown LLM task 'grounded_q'. Did you mean 'grounded_qa'"):
+            prompt_rows("grounded_q", docs=2)
+    finally:
+        tasks.unregister("echo_task_for_test")

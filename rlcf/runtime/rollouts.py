@@ -160,21 +160,15 @@ class RolloutWorker:
 
 def prompt_rows(task: str | None = None, data: str | None = None, *, split: str = "eval", docs: int = 32,
                 seed: int = 0, data_split: str = "train") -> list[dict[str, Any]]:
-    """Prompt rows with a ``prompt_id``: from an embedded task (``grounded_qa``, ``grounded_pairs``) or from a
+    """Prompt rows with a ``prompt_id``: from a task of :data:`rlcf.registry.tasks` (``grounded_qa``,
+    ``grounded_pairs``, or a plug-in's) or from a
     dataset (hub id or local folder/file, read with ``datasets.load_dataset``; it needs a ``prompt`` column)."""
     if (task is None) == (data is None):
         raise UsageError("give exactly one prompt source: --task NAME (embedded) or --data PATH_OR_HUB_ID")
     if task is not None:
-        if task == "grounded_qa":
-            from rlcf.envs.grounded_qa import grounded_qa_rows
+        from rlcf.registry import tasks
 
-            rows = grounded_qa_rows(split, docs, seed=seed)
-        elif task == "grounded_pairs":
-            from rlcf.envs.grounded_pairs import grounded_pair_rows
-
-            rows = grounded_pair_rows(split, docs, seed=seed)
-        else:
-            raise UsageError(f"unknown task {task!r}; embedded tasks: grounded_qa, grounded_pairs")
+        rows = tasks.get(task)(split, docs, seed=seed)  # an unknown name lists the registered tasks
     else:
         import datasets
 
