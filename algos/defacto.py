@@ -62,6 +62,12 @@ class DeFactoConfig(LLMConfigChecks):
     eval_docs: int = option(60, "Held-out documents for evaluation (never in training).")
     data_seed: int = option(0, "Seed of the generated task data (fixed across runs so that runs compare).")
     variants: tuple[str, ...] = option(("pos", "neg", "random"), "Variants trained on; ('pos',) with format+answer = plain GRPO.")
+    batch_by_example: bool = option(
+        False,
+        "GRPO batches hold whole examples: an example's variants (pos, neg, random of one document) are prompts of one "
+        "step, side by side, so every step contrasts masked evidence with a masked irrelevant part on the same input. "
+        "prompts_per_step must then be a multiple of the number of variants.",
+    )
     variant_repeats: tuple[int, ...] | None = option(
         None,
         "One integer per entry of variants: how often each row of that variant appears in the GRPO data (default all 1). "
@@ -131,6 +137,17 @@ class DeFactoConfig(LLMConfigChecks):
         self.check_llm_fields(("train_docs", "eval_docs", "sft_docs", "num_generations", "prompts_per_step", "max_completion_length", "sft_batch_size"))
         bad = [v for v in self.variants if v not in VARIANTS]
         require(not bad and len(self.variants) > 0, "variants", f"must be a non-empty subset of {', '.join(VARIANTS)}, got {list(self.variants)}")
+        require(
+            not self.batch_by_example or self.prompts_per_step % len(self.variants) == 0,
+            "prompts_per_step",
+            f"with batch_by_example each step takes whole examples of {len(self.variants)} variants; use a multiple of "
+            f"{len(self.variants)}, got {self.prompts_per_step}",
+        )
+        require(
+            not (self.batch_by_example and self.variant_repeats),
+            "variant_repeats",
+            "cannot be combined with batch_by_example (an example's variants are taken together, once each)",
+        )
         require(
             self.variant_repeats is None or (len(self.variant_repeats) == len(self.variants) and all(n >= 1 for n in self.variant_repeats)),
             "variant_repeats",
@@ -341,7 +358,8 @@ class DeFacto(LLMAlgorithm, Algorithm):
         from trl import GRPOTrainer
 
         tally = VariantRewardTally()  # per-variant reward means beside TRL's batch means
-        return GRPOTrainer(
+        trainer_cls = _example_batched_trainer(train_rows) if config.batch_by_example else GRPOTrainer
+        return trainer_cls(
             model=model,
             reward_funcs=[tally.wrap(fn, name) for fn, name in zip(rewards.functions, rewards.names)],
             args=args,
@@ -360,6 +378,35 @@ class DeFacto(LLMAlgorithm, Algorithm):
 
         if config.modality != "text":
             raise UsageError("Ray rollout actors generate text; evaluate an image-modality run without --actors")
+
+
+def _example_batched_trainer(rows: list[dict[str, Any]]) -> Any:
+    """``GRPOTrainer`` whose batches hold whole examples: the rows sharing a ``uid`` (consecutive, one per
+    variant), through :class:`rlcf.algos.llm_trainer.GroupRepeatSampler`."""
+    from trl import GRPOTrainer
+
+    from rlcf.algos.llm_trainer import GroupRepeatSampler
+    from rlcf.errors import UsageError
+
+    groups: list[list[int]] = []
+    for i, row in enumerate(rows):
+        uid = row.get("uid")
+        if uid is None:
+            raise UsageError(f"batch_by_example needs a 'uid' column naming each row's example; row {i} has none")
+        if groups and rows[groups[-1][0]].get("uid") == uid:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+
+    class ExampleBatchedGRPOTrainer(GRPOTrainer):
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
+            return GroupRepeatSampler(
+                groups, self.num_generations, self.args.generation_batch_size // self.num_generations,
+                repeat_count=self.num_iterations * self.args.steps_per_generation, shuffle=self.shuffle_dataset,
+                seed=self.args.seed, what="example",
+            )
+
+    return ExampleBatchedGRPOTrainer
 
 
 class VariantRewardTally:

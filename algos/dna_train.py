@@ -183,10 +183,11 @@ class PairRepeatSampler:
     """TRL's ``RepeatSampler`` over pairs: for rows laid out ``[real_0, cf_0, real_1, cf_1, …]`` it shuffles the
     pairs, takes ``prompts_per_batch`` rows (whole pairs) per generation batch, repeats each row
     ``num_generations`` times and each batch ``repeat_count`` times — so a pair's real group and counterfactual
-    group are adjacent in one generation batch. Incomplete batches are dropped, as TRL does."""
+    group are adjacent in one generation batch (:class:`rlcf.algos.llm_trainer.GroupRepeatSampler` with groups of
+    two). Incomplete batches are dropped, as TRL does."""
 
-    def __init__(self, num_rows: int, num_generations: int, prompts_per_batch: int, repeat_count: int = 1, shuffle: bool = True, seed: int = 0):
-        import torch
+    def __new__(cls, num_rows: int, num_generations: int, prompts_per_batch: int, repeat_count: int = 1, shuffle: bool = True, seed: int = 0) -> Any:
+        from rlcf.algos.llm_trainer import GroupRepeatSampler
 
         if num_rows % 2:
             raise UsageError(f"paired data has {num_rows} rows, an odd number; rows must come as [real, cf] pairs")
@@ -194,23 +195,8 @@ class PairRepeatSampler:
             raise UsageError(
                 f"a generation batch of {prompts_per_batch} prompts splits a pair; DNA-Train needs an even number of groups per batch"
             )
-        self.num_pairs, self.g, self.per_batch, self.repeat, self.shuffle = num_rows // 2, num_generations, prompts_per_batch, repeat_count, shuffle
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __iter__(self) -> Iterator[int]:
-        import torch
-
-        order = torch.randperm(self.num_pairs, generator=self.generator).tolist() if self.shuffle else list(range(self.num_pairs))
-        rows = [i for p in order for i in (2 * p, 2 * p + 1)]
-        for start in range(0, len(rows) - self.per_batch + 1, self.per_batch):
-            chunk = rows[start : start + self.per_batch]
-            for _ in range(self.repeat):
-                for index in chunk:
-                    for _ in range(self.g):
-                        yield index
-
-    def __len__(self) -> int:
-        return (2 * self.num_pairs // self.per_batch) * self.per_batch * self.g * self.repeat
+        pairs = [(2 * p, 2 * p + 1) for p in range(num_rows // 2)]
+        return GroupRepeatSampler(pairs, num_generations, prompts_per_batch, repeat_count, shuffle, seed, what="pair")
 
 
 class BalancedSideSampler:

@@ -34,6 +34,7 @@ from rlcf.config import option, require
 from rlcf.errors import ConfigError, UsageError
 
 __all__ = [
+    "GroupRepeatSampler",
     "LLMConfigChecks",
     "as_chat",
     "check_trl_fields",
@@ -435,6 +436,45 @@ def final_or_checkpoint(run: Any, stage: str = "GRPO") -> Path:
     if found is None:
         raise UsageError(f"run '{run.path}' has no final model and no {stage} checkpoint yet; train it first")
     return found
+
+
+class GroupRepeatSampler:
+    """TRL's ``RepeatSampler`` over groups of rows that belong together (the variants of one example, the two sides
+    of a pair): shuffles the groups, takes ``prompts_per_batch`` rows (whole groups) per generation batch, repeats
+    each row ``num_generations`` times and each batch ``repeat_count`` times — so a group's completions sit side
+    by side in one batch. ``groups`` lists each group's row indices; every group must have the same size, and
+    that size must divide ``prompts_per_batch``. Incomplete batches are dropped, as TRL does."""
+
+    def __init__(self, groups: Sequence[Sequence[int]], num_generations: int, prompts_per_batch: int, repeat_count: int = 1,
+                 shuffle: bool = True, seed: int = 0, what: str = "group"):
+        import torch
+
+        sizes = {len(g) for g in groups}
+        if len(sizes) != 1:
+            raise UsageError(f"every {what} must have the same number of rows, got sizes {sorted(sizes)}")
+        (size,) = sizes
+        if prompts_per_batch % size:
+            raise UsageError(f"a generation batch of {prompts_per_batch} prompts splits a {what} of {size} rows; use a multiple of {size}")
+        self.groups = [list(g) for g in groups]
+        self.g, self.per_batch, self.repeat, self.shuffle = num_generations, prompts_per_batch, repeat_count, shuffle
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        n = len(self.groups)
+        order = torch.randperm(n, generator=self.generator).tolist() if self.shuffle else list(range(n))
+        rows = [i for k in order for i in self.groups[k]]
+        for start in range(0, len(rows) - self.per_batch + 1, self.per_batch):
+            chunk = rows[start : start + self.per_batch]
+            for _ in range(self.repeat):
+                for index in chunk:
+                    for _ in range(self.g):
+                        yield index
+
+    def __len__(self) -> int:
+        rows = sum(len(g) for g in self.groups)
+        return (rows // self.per_batch) * self.per_batch * self.g * self.repeat
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -149,3 +149,29 @@ def test_defacto_trains_on_user_data_from_a_local_folder(tmp_path):
     with pytest.raises(UsageError, match="has no split 'valid'; its splits: test, train"):
         train(None, [f"run.out_dir={tmp_path / 'runs4'}", *TINY, f"config.data={data}", "config.eval_split=valid"], algo="defacto")
     assert not (tmp_path / "runs2").exists() or not list((tmp_path / "runs2").rglob("config.json"))
+
+
+def test_group_repeat_sampler_keeps_an_examples_rows_in_one_batch():
+    from rlcf.algos.llm_trainer import GroupRepeatSampler
+
+    groups = [[3 * k, 3 * k + 1, 3 * k + 2] for k in range(5)]
+    order = list(GroupRepeatSampler(groups, num_generations=2, prompts_per_batch=6, seed=0))
+    assert len(order) == 24  # 15 rows -> two whole batches of 6 prompts (the rest dropped), each prompt twice
+    assert order[0::2] == order[1::2]  # each prompt's completions are adjacent
+    prompts = order[0::2]
+    for batch in (prompts[:6], prompts[6:]):
+        examples = {i // 3 for i in batch}
+        assert len(examples) == 2 and sorted(batch) == sorted(i for k in examples for i in groups[k]), batch
+    with pytest.raises(UsageError, match="a generation batch of 4 prompts splits a group of 3 rows; use a multiple of 3"):
+        GroupRepeatSampler(groups, 2, 4)
+
+
+@pytest.mark.slow
+def test_defacto_batch_by_example_trains_on_whole_examples(tmp_path):
+    with pytest.raises(ConfigError, match="prompts_per_step.*multiple of 3, got 2"):
+        load_experiment(None, [*TINY, "config.batch_by_example=true"], algo="defacto")
+    run, final = train(None, [f"run.out_dir={tmp_path}", "run.total_steps=2", "run.log_every=1", "run.checkpoint_every=2", *TINY,
+                              "config.batch_by_example=true", "config.prompts_per_step=3"], algo="defacto")
+    rows = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    counts = [{v: r.get(f"rewards/format/{v}/count") for v in ("pos", "neg", "random")} for r in rows if "train/loss" in r]
+    assert counts == [{"pos": 2.0, "neg": 2.0, "random": 2.0}] * 2  # one example's three variants x 2 completions each step
