@@ -12,7 +12,10 @@ advantages. This module holds what they share, so that each ``fit`` says only wh
   that field);
 - :func:`trainer_callbacks` / :func:`quiet_trainer`: TRL's logs go to the run's ``metrics.jsonl`` and
   TensorBoard and to rlcf's progress bar (or log lines with ``--quiet``), never as raw dicts on stdout;
-- :func:`latest_trainer_checkpoint`, :func:`train_resumable`, :func:`save_final`, :func:`final_or_checkpoint`.
+- :func:`latest_trainer_checkpoint`, :func:`train_resumable`, :func:`save_final`, :func:`final_or_checkpoint`;
+- :class:`LLMAlgorithm`: the stages themselves (data → model → SFT → RL → evaluation), which each algorithm
+  extends through hooks; ``prompt_format`` (plain or chat-formatted prompts, :func:`as_chat`), user data
+  (:func:`load_user_rows`) and :class:`GroupRepeatSampler` (rows that belong together in one batch).
 
 ``report_to``: rlcf writes TensorBoard and ``metrics.jsonl`` itself; TRL's own reporters are off unless
 ``config.grpo.report_to`` / ``config.sft.report_to`` names them (e.g. ``[wandb]``).
@@ -35,22 +38,23 @@ from rlcf.errors import ConfigError, UsageError
 
 __all__ = [
     "GroupRepeatSampler",
+    "LLMAlgorithm",
     "LLMConfigChecks",
     "as_chat",
     "check_trl_fields",
-    "prompt_format_option",
-    "trl_passthrough",
-    "use_chat",
     "final_or_checkpoint",
     "grpo_arguments",
     "latest_trainer_checkpoint",
     "load_user_rows",
+    "prompt_format_option",
     "quiet_trainer",
     "quiet_transformers",
     "save_final",
     "sft_config",
-    "trainer_callbacks",
     "train_resumable",
+    "trainer_callbacks",
+    "trl_passthrough",
+    "use_chat",
 ]
 
 log = logging.getLogger(__name__)
