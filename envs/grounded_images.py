@@ -108,7 +108,8 @@ def _split_of(pixels: np.ndarray, question: str) -> str:
 
 
 def grounded_image_rows(split: str, count: int, seed: int = 0, config: GroundedImageConfig | None = None) -> list[dict[str, Any]]:
-    """``3·count`` rows (pos, neg, random per picture) with ``prompt``, ``image`` and the reward columns."""
+    """``3·count`` rows (pos, neg, random per picture) with ``prompt``, ``image``, the picture's ``uid`` and the
+    reward columns."""
     from PIL import Image
 
     from rlcf.errors import UsageError
@@ -133,8 +134,10 @@ def grounded_image_rows(split: str, count: int, seed: int = 0, config: GroundedI
         variants = build_image_variants(
             Image.fromarray(pixels), [box], distractors, rng, question=question, answer=color, abstain=cfg.abstain, non_evidence=other_cells
         )
+        uid = f"{split}-{seed}-{len(rows) // 3}"  # the picture: its variants share it (batch_by_example groups by it)
         for row in variants:
             row["prompt"] = image_prompt_for(question)
+            row["uid"] = uid
             rows.append(row)
         if len(rows) == 3 * count:
             return rows
