@@ -624,7 +624,8 @@ class LLMAlgorithm:
             if not resume:
                 run.log({f"eval/before/{s}/{k}": v for s, sc in before.items() for k, v in sc.as_dict().items()}, 0)
 
-        trainer = quiet_trainer(cls.make_trainer(c, model, processing_class, args, train_rows, rewards, run))
+        with quiet_transformers():  # (TRL loads the reference model and tokenizes while building the trainer)
+            trainer = quiet_trainer(cls.make_trainer(c, model, processing_class, args, train_rows, rewards, run))
         train_resumable(trainer, ckpt_dir, resume, cls.rl_stage)
         if not lead:
             return {}
