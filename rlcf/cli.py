@@ -22,11 +22,6 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "datasets")
 
-# Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
-# feature is not in this version, instead of pretending to run.
-PENDING: dict[str, str] = {}
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so every usage error takes the same path (exit code 2)."""
 
@@ -170,10 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray dashboard address http://HEAD:8265 (default: RAY_ADDRESS)")
     p.add_argument("--follow", action="store_true", help="logs: stream until the job ends; exit with its status")
     p.add_argument("--json", action="store_true", help="list: machine-readable output")
-
-    for name, what in PENDING.items():
-        p = sub.add_parser(name, help=f"{what} [not in this version]")
-        p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -473,14 +464,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return jobs_main(args)
 
 
-def cmd_pending(args: argparse.Namespace) -> int:
-    print(
-        f"rlcf {args.command}: {PENDING[args.command]} is not in this version of rlcf yet; nothing was run.",
-        file=sys.stderr,
-    )
-    return EXIT_FAILURE
-
-
 COMMANDS = {
     "list": cmd_list,
     "train": cmd_train,
@@ -556,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     set_quiet(args.quiet)
     _setup_logging(args.quiet, args.verbose)
-    handler = COMMANDS.get(args.command, cmd_pending)
+    handler = COMMANDS[args.command]
     try:
         return handler(args)
     except UsageError as exc:
