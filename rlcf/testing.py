@@ -249,7 +249,7 @@ def check_dataset(dataset: str | os.PathLike[str]) -> CheckReport:
         raise _fail(subject, "step count", f"metadata says {meta.get('total_steps')} steps, the episodes hold {total_steps}")
     report.ok(f"{total_steps} steps, as the metadata says")
 
-    from rlcf.data.team_gym_env import recover_environment
+    from rlcf.data.marl import recover_environment
 
     try:
         env = recover_environment(folder)

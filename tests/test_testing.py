@@ -236,7 +236,7 @@ def test_minari_recovers_the_env_an_rlcf_dataset_was_recorded_on(store):
     import minari
     import numpy as np
 
-    from rlcf.data.team_gym_env import recover_environment
+    from rlcf.data.marl import recover_environment
 
     result = collected("mpe-simple_tag")  # the prey is driven by the env's opponent policy, seeded by reset
     ds = minari.load_dataset(result.dataset_id)

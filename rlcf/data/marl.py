@@ -47,6 +47,7 @@ __all__ = [
     "dataset_path",
     "dataset_stats",
     "load_marl_dataset",
+    "recover_environment",
     "validate_dataset",
     "write_marl_dataset",
 ]
@@ -319,6 +320,24 @@ def validate_dataset(source: str | os.PathLike[str], expect_id: str | None = Non
             f"{len(seeds)} episode seeds"
         )
     return meta
+
+
+def recover_environment(source: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """The env a dataset (id or folder) was recorded on, as a :class:`~rlcf.data.team_gym_env.TeamGymEnv` made by
+    ``gymnasium.make``: what Minari's ``dataset.recover_environment()`` gives, also for datasets written before
+    rlcf stored their ``env_spec``.
+
+    Args:
+        source: a dataset id (``rlcf/mpe-simple_spread/expert-v0``) or its folder.
+        **kwargs: passed to ``gymnasium.make``.
+    """
+    import gymnasium as gym
+
+    from rlcf.data.team_gym_env import gym_env_spec
+
+    folder, dataset_id = _resolve(source)
+    meta = validate_dataset(folder, expect_id=dataset_id)
+    return gym.make(gym_env_spec(meta["rlcf"]["env"]), **kwargs)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,12 @@ every rlcf dataset stores a gymnasium ``EnvSpec`` whose entry point is this clas
     obs, info = env.reset(seed=0)                      # {"agent_0": ..., "agent_1": ..., "agent_2": ...}
     obs, team_reward, terminated, truncated, info = env.step(env.action_space.sample())
 
-Datasets written before the spec was stored: :func:`recover_environment` reads the env from their ``rlcf``
-metadata block instead.
+Datasets written before the spec was stored: :func:`rlcf.data.marl.recover_environment` reads the env from their
+``rlcf`` metadata block instead.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from rlcf.errors import UsageError
 
-__all__ = ["ENTRY_POINT", "TeamGymEnv", "gym_env_spec", "recover_environment"]
+__all__ = ["ENTRY_POINT", "TeamGymEnv", "gym_env_spec"]
 
 ENTRY_POINT = "rlcf.data.team_gym_env:TeamGymEnv"
 
@@ -110,20 +109,3 @@ def gym_env_spec(env: Mapping[str, Any]) -> Any:
         entry_point=ENTRY_POINT,
         kwargs={"env_id": env["id"], "env_kwargs": dict(env.get("kwargs", {})), "version": int(env["version"])},
     )
-
-
-def recover_environment(dataset: str | os.PathLike[str], **kwargs: Any) -> gym.Env:
-    """The env an rlcf dataset (id or folder) was recorded on, as a :class:`TeamGymEnv` made by ``gym.make``.
-
-    The same as Minari's ``dataset.recover_environment()``, and also for datasets written before rlcf stored
-    their ``env_spec``.
-
-    Args:
-        dataset: a dataset id (``rlcf/mpe-simple_spread/expert-v0``) or its folder.
-        **kwargs: passed to ``gymnasium.make``.
-    """
-    from rlcf.data.marl import _resolve, validate_dataset
-
-    folder, dataset_id = _resolve(dataset)
-    meta = validate_dataset(folder, expect_id=dataset_id)
-    return gym.make(gym_env_spec(meta["rlcf"]["env"]), **kwargs)
