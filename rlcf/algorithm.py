@@ -9,8 +9,8 @@ Step-based algorithms (CFCQL and the offline baselines) subclass :class:`StepAlg
 update step, the evaluation and their state; the loop here does seeding, device selection, logging, periodic
 evaluation, atomic checkpoints, resume, the progress bar, and a graceful stop: SIGINT (Ctrl-C) or SIGTERM ends
 the current step, writes a checkpoint at it and raises :class:`~rlcf.errors.TrainingInterrupted` (``rlcf train``
-exits with code 130), and ``--resume`` continues exactly as if nothing had happened. Trainer-based algorithms (TRL's GRPO/SFT) subclass
-:class:`Algorithm` directly and hand the run folder to their trainer.
+exits with code 130), and ``--resume`` continues exactly as if nothing had happened. Trainer-based algorithms
+(TRL's GRPO/SFT) subclass :class:`Algorithm` directly and hand the run folder to their trainer.
 
 :func:`train` is what ``rlcf train`` calls.
 """

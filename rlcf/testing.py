@@ -254,7 +254,8 @@ def check_dataset(dataset: str | os.PathLike[str]) -> CheckReport:
     try:
         env = recover_environment(folder)
     except Exception as exc:  # noqa: BLE001
-        raise _fail(subject, "recover_environment", f"{type(exc).__name__}: {exc}; register the env it was recorded on") from exc
+        why = f"{type(exc).__name__}: {exc}; register the env it was recorded on"
+        raise _fail(subject, "recover_environment", why) from exc
     try:
         if env.observation_space != obs_space or env.action_space != act_space:
             raise _fail(subject, "recover_environment", f"the recovered env's spaces differ from the dataset's: "
@@ -265,7 +266,9 @@ def check_dataset(dataset: str | os.PathLike[str]) -> CheckReport:
     return report
 
 
-def _check_episode(subject: str, ep: Any, agents: tuple[str, ...], obs_space: Any, act_space: Any, rlcf_meta: dict[str, Any]) -> None:
+def _check_episode(
+    subject: str, ep: Any, agents: tuple[str, ...], obs_space: Any, act_space: Any, rlcf_meta: dict[str, Any]
+) -> None:
     import numpy as np
 
     where = f"episode {ep.id}"
@@ -283,7 +286,8 @@ def _check_episode(subject: str, ep: Any, agents: tuple[str, ...], obs_space: An
             raise fail("per-agent keys", f"{field_name} has {got}; expected one entry per agent {list(agents)}")
         for agent in agents:
             if len(values[agent]) != rows:
-                raise fail(f"{field_name} length", f"{field_name}[{agent!r}] has {len(values[agent])} rows for {T} steps; expected {rows}")
+                raise fail(f"{field_name} length",
+                           f"{field_name}[{agent!r}] has {len(values[agent])} rows for {T} steps; expected {rows}")
             why = _outside(space[agent], values[agent])
             if why:
                 raise fail(f"{field_name} in space", f"{field_name}[{agent!r}] {why}")
@@ -303,8 +307,8 @@ def _check_episode(subject: str, ep: Any, agents: tuple[str, ...], obs_space: An
             raise fail("episode ends", f"{field_name}[{early[0]}] is true before the last step ({T - 1}); an episode ends once")
         ends[field_name] = bool(flags[-1])
     if ends["terminations"] == ends["truncations"]:
-        raise fail("episode ends", f"the last step is {'both terminated and truncated' if ends['terminations'] else 'neither terminated nor truncated'}; "
-                   "exactly one of them ends an episode")
+        both = "both terminated and truncated" if ends["terminations"] else "neither terminated nor truncated"
+        raise fail("episode ends", f"the last step is {both}; exactly one of them ends an episode")
 
     infos = ep.infos
     agent_rewards = infos.get("agent_rewards")
@@ -314,7 +318,8 @@ def _check_episode(subject: str, ep: Any, agents: tuple[str, ...], obs_space: An
     for agent in agents:
         r = np.asarray(agent_rewards[agent], dtype=np.float64)
         if r.shape != (T + 1,):
-            raise fail("agent rewards", f"infos['agent_rewards'][{agent!r}] has shape {r.shape}; expected ({T + 1},) (reset row first)")
+            raise fail("agent rewards",
+                       f"infos['agent_rewards'][{agent!r}] has shape {r.shape}; expected ({T + 1},) (reset row first)")
         bad = np.flatnonzero(~np.isfinite(r))
         if bad.size:
             raise fail("agent rewards", f"infos['agent_rewards'][{agent!r}][{bad[0]}] is {r[bad[0]]}")
@@ -326,11 +331,13 @@ def _check_episode(subject: str, ep: Any, agents: tuple[str, ...], obs_space: An
     if rlcf_meta.get("has_state"):
         state = np.asarray(infos.get("state", []))
         if state.ndim != 2 or len(state) != T + 1:
-            raise fail("global state", f"infos['state'] has shape {state.shape}; expected {T + 1} rows (the metadata says the env has a state)")
+            raise fail("global state",
+                       f"infos['state'] has shape {state.shape}; expected {T + 1} rows (the metadata says the env has one)")
     if rlcf_meta.get("has_action_mask"):
         masks = infos.get("action_mask")
         if not isinstance(masks, dict) or set(masks) != set(agents):
-            raise fail("per-agent keys", f"infos['action_mask'] has {list(masks) if isinstance(masks, dict) else masks!r}; expected one entry per agent")
+            got = list(masks) if isinstance(masks, dict) else masks
+            raise fail("per-agent keys", f"infos['action_mask'] has {got!r}; expected one entry per agent {list(agents)}")
         for agent in agents:
             if len(masks[agent]) != T + 1:
                 raise fail("action masks", f"infos['action_mask'][{agent!r}] has {len(masks[agent])} rows; expected {T + 1}")

@@ -9,8 +9,8 @@ action masks where the env has them (``infos["action_mask"][agent]``). Following
 
 Metadata: ``ref_min_score`` / ``ref_max_score`` (random and expert mean team returns, so
 ``minari.get_normalized_score`` works), an ``env_spec`` whose entry point rebuilds the team env as a gymnasium env
-(:mod:`rlcf.data.team_gym_env`, so ``dataset.recover_environment()`` works) and an ``rlcf`` block with the env spec (id, version, kwargs), the
-behaviour plan, the collection seed, per-episode seeds, and SHA-256 checksums of the data files.
+(:mod:`rlcf.data.team_gym_env`, so ``dataset.recover_environment()`` works) and an ``rlcf`` block with the env
+spec (id, version, kwargs), the behaviour plan, the collection seed, per-episode seeds, and SHA-256 checksums of the data files.
 
 Writing is atomic: the dataset is built under a temporary Minari root beside the real one and moved under its
 final id only when complete and validated. Loading verifies the checksums and the shapes and refuses a corrupt
