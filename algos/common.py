@@ -22,7 +22,6 @@ from rlcf.config import option, require
 __all__ = [
     "NEG_INF",
     "AgentMLP",
-    "MLP",
     "OfflineMARLAlgorithm",
     "OfflineMARLConfig",
     "QMixer",
@@ -78,17 +77,6 @@ class AgentMLP(nn.Module):
             if k < last:
                 h = torch.relu(h)
         return h
-
-
-class MLP(nn.Sequential):
-    """A plain ReLU MLP."""
-
-    def __init__(self, in_dim: int, out_dim: int, hidden: tuple[int, ...] = (64, 64)):
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in zip((in_dim, *hidden), hidden):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-        layers.append(nn.Linear(hidden[-1] if hidden else in_dim, out_dim))
-        super().__init__(*layers)
 
 
 class QMixer(nn.Module):

@@ -355,6 +355,10 @@ def trainer_callbacks(run: Any, stage: str, tally: Any = None, prefix: str = "tr
                 numeric[f"{prefix}/processes"] = float(args.world_size)
                 run.log(numeric | per_variant, int(state.global_step))
 
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero and run is not None:
+                run.flush()  # a run killed after this checkpoint keeps its logs up to it
+
     class Progress(TrainerCallback):
         """rlcf's progress bar over the stage's optimizer steps (log lines with ``--quiet`` or off a terminal)."""
 

@@ -7,8 +7,10 @@ An algorithm registered in :data:`rlcf.algos` is a class with
 
 Step-based algorithms (CFCQL and the offline baselines) subclass :class:`StepAlgorithm` and write only the
 update step, the evaluation and their state; the loop here does seeding, device selection, logging, periodic
-evaluation, atomic checkpoints, resume and the progress bar. Trainer-based algorithms (TRL's GRPO/SFT) subclass
-:class:`Algorithm` directly and hand the run folder to their trainer.
+evaluation, atomic checkpoints, resume, the progress bar, and a graceful stop: SIGINT (Ctrl-C) or SIGTERM ends
+the current step, writes a checkpoint at it and raises :class:`~rlcf.errors.TrainingInterrupted` (``rlcf train``
+exits with code 130), and ``--resume`` continues exactly as if nothing had happened. Trainer-based algorithms
+(TRL's GRPO/SFT) subclass :class:`Algorithm` directly and hand the run folder to their trainer.
 
 :func:`train` is what ``rlcf train`` calls.
 """
@@ -17,13 +19,15 @@ from __future__ import annotations
 
 import abc
 import logging
+import signal
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rlcf.config import ExperimentConfig, RunConfig, load_experiment
-from rlcf.errors import UsageError
+from rlcf.errors import TrainingInterrupted, UsageError
 from rlcf.runs import Run, find_latest_run
 
 log = logging.getLogger(__name__)
@@ -131,7 +135,9 @@ class StepAlgorithm(Algorithm):
 
         final: dict[str, Any] = {}
         window_start, window_steps = time.perf_counter(), 0
-        with progress(f"{experiment.algo} {rc.name}", total=rc.total_steps, initial=start) as bar:
+        # Data-parallel workers would have to agree on the step to stop at; there Ctrl-C interrupts as before.
+        with _StopRequests(enabled=parallel is None) as stop, \
+                progress(f"{experiment.algo} {rc.name}", total=rc.total_steps, initial=start) as bar:
             for step in range(start + 1, rc.total_steps + 1):
                 metrics = dict(algo.train_step(step))
                 window_steps += 1
@@ -147,10 +153,17 @@ class StepAlgorithm(Algorithm):
                     scores = dict(algo.evaluate(step))
                     run.log(scores, step)
                     final.update(scores)
-                if step % rc.checkpoint_every == 0 or step == rc.total_steps:
+                stopping = stop.signal is not None and step < rc.total_steps
+                if step % rc.checkpoint_every == 0 or step == rc.total_steps or stopping:
                     checkpoint(step)
                 shown = {k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if k.startswith("losses/")}
                 bar.advance(1, **shown)
+                if stopping:
+                    run.close()
+                    raise TrainingInterrupted(
+                        f"{stop.signal} at step {step} of {rc.total_steps}; checkpoint written. "
+                        f"Resume with: rlcf train {run.path} --resume"
+                    )
         if parallel is not None:  # every worker must end with the weights rank 0 saved
             synced = parallel.in_sync(algo)
             final["train/workers_in_sync"] = float(synced)
@@ -158,6 +171,35 @@ class StepAlgorithm(Algorithm):
                 raise RuntimeError("data-parallel workers ended with different weights; please report this")
         run.close()
         return final
+
+
+class _StopRequests:
+    """Catches SIGINT and SIGTERM while the training loop runs (in the main thread only; signals are delivered
+    there). The first one is recorded in :attr:`signal` for the loop to stop after its current step; a second
+    one raises :class:`KeyboardInterrupt` at once, without a checkpoint. The previous handlers come back on exit.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopped at once, without a checkpoint")
+        self.signal = signal.Signals(signum).name
+        log.warning("%s: stopping after this step with a checkpoint (send it again to stop at once)", self.signal)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
 
 
 def train(

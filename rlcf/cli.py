@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlcf.cli_parts import CommandParser, experiment_source, print_table
 from rlcf.errors import UsageError
 
 log = logging.getLogger("rlcf")
@@ -22,22 +23,10 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 LIST_KINDS = ("envs", "suites", "policies", "rewards", "algos", "tasks", "datasets")
 
-# Subcommands whose work arrives with later issues. They parse their arguments and say plainly that the
-# feature is not in this version, instead of pretending to run.
-PENDING: dict[str, str] = {}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so every usage error takes the same path (exit code 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
     from rlcf import __version__
 
-    parser = _Parser(
+    parser = CommandParser(
         prog="rlcf",
         description="Counterfactual reinforcement learning: CFCQL, DeFacto-style GRPO, DNA-Train.",
         epilog="Exit codes: 0 ok, 2 bad usage or input, 1 failure while running, 130 interrupted.",
@@ -53,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="import a module or .py file that registers your rewards, envs, policies or algorithms "
         "(repeatable; may stand anywhere on the line)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
 
     p = sub.add_parser("list", help="list registered envs, suites, policies, rewards, algos, or local datasets")
     p.add_argument("kind", choices=LIST_KINDS)
@@ -170,10 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray dashboard address http://HEAD:8265 (default: RAY_ADDRESS)")
     p.add_argument("--follow", action="store_true", help="logs: stream until the job ends; exit with its status")
     p.add_argument("--json", action="store_true", help="list: machine-readable output")
-
-    for name, what in PENDING.items():
-        p = sub.add_parser(name, help=f"{what} [not in this version]")
-        p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -195,18 +180,6 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
     root.setLevel(level)
 
 
-def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*(str(c) for c in row))
-    Console().print(table)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     if args.kind == "datasets":
         from rlcf.data.catalog import local_datasets
@@ -224,17 +197,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif not rows:
         print(f"no {args.kind} registered yet" if args.kind != "datasets" else "no local datasets")
     else:
-        _print_table(f"rlcf {args.kind}", columns, rows)
+        print_table(f"rlcf {args.kind}", columns, rows)
     return EXIT_OK
-
-
-def _experiment_source(arg: str) -> tuple[str | None, str | None]:
-    """``(yaml path, algo name)`` from the positional argument of train/config."""
-    from pathlib import Path
-
-    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
-        return arg, None
-    return None, arg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -253,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         run, final = train(None, args.overrides, resume=target)
     else:
-        source, algo = _experiment_source(args.experiment)
+        source, algo = experiment_source(args.experiment)
         run, final = train(source, args.overrides, algo=algo, resume=args.resume, plugins=args.plugin)
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()}
     print(json.dumps({"run": str(run.path), "final": shown}))
@@ -263,14 +227,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from rlcf.config import config_help, load_experiment, to_yaml
 
-    source, algo = _experiment_source(args.experiment)
+    source, algo = experiment_source(args.experiment)
     experiment = load_experiment(source, args.overrides, algo=algo, plugins=args.plugin)
     if args.fields:
         from rlcf.config import RunConfig
 
         rows = [("algo", "str", experiment.algo, "algorithm name")]
         rows += config_help(RunConfig, "run") + config_help(type(experiment.config), "config")
-        _print_table(f"fields of {experiment.algo}", ("field", "type", "default", "help"), rows)
+        print_table(f"fields of {experiment.algo}", ("field", "type", "default", "help"), rows)
     else:
         sys.stdout.write(to_yaml(experiment))
     return EXIT_OK
@@ -335,7 +299,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         rows = [(k, json.dumps(v) if isinstance(v, (dict, list)) else (round(v, 3) if isinstance(v, float) else v)) for k, v in info.items()]
-        _print_table(f"dataset {data.dataset_id}", ("field", "value"), rows)
+        print_table(f"dataset {data.dataset_id}", ("field", "value"), rows)
     return EXIT_OK
 
 
@@ -473,14 +437,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return jobs_main(args)
 
 
-def cmd_pending(args: argparse.Namespace) -> int:
-    print(
-        f"rlcf {args.command}: {PENDING[args.command]} is not in this version of rlcf yet; nothing was run.",
-        file=sys.stderr,
-    )
-    return EXIT_FAILURE
-
-
 COMMANDS = {
     "list": cmd_list,
     "train": cmd_train,
@@ -556,14 +512,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     set_quiet(args.quiet)
     _setup_logging(args.quiet, args.verbose)
-    handler = COMMANDS.get(args.command, cmd_pending)
+    handler = COMMANDS[args.command]
     try:
         return handler(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # TrainingInterrupted's message says how to resume
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into exit code 1
         log.exception("rlcf %s failed", args.command)

@@ -22,14 +22,12 @@ class Stage:
     Attributes:
         title: what the stage does, in words.
         needs: ``(registry kind, name)`` pairs that must be registered for the stage to run.
-        run: ``run(out_dir, episodes) -> summary``; ``None`` while the stage is not implemented.
-        arrives_with: the piece of work that brings the stage, named when it is missing.
+        run: ``run(out_dir, episodes) -> summary``.
     """
 
     title: str
     needs: tuple[tuple[str, str], ...]
-    run: Callable[[Path, int], str] | None
-    arrives_with: str
+    run: Callable[[Path, int], str]
 
 
 DEMO_EPISODES = 1000  # per tier: 25,000 env steps each, about a minute in all on 2 cores with 2 actors
@@ -153,26 +151,22 @@ STAGES: list[Stage] = [
         "policies, 2 Ray actors",
         (("envs", DEMO_ENV), ("policies", "random"), ("policies", "fitted"), ("policies", "mpe-spread-expert")),
         _collect_stage,
-        "multi-agent environment suites and Ray-collected Minari datasets",
     ),
     Stage(
         "train CFCQL and BC on the random tier, evaluate both (32 episodes), print the table and plot",
         (("algos", "cfcql"), ("algos", "bc")),
         _train_stage,
-        "CFCQL and offline-MARL baselines",
     ),
     Stage(
         "DeFacto-style counterfactual GRPO: build a tiny local LM, SFT it, GRPO on pos/neg/random, table before/after",
         (("algos", "defacto"), ("rewards", "format"), ("rewards", "answer"), ("rewards", "grounding")),
         _defacto_stage,
-        "reward-function framework and DeFacto-style GRPO",
     ),
     Stage(
         "DNA-Train: build a tiny local LM, SFT on paired real/counterfactual data, RL with pair-wise l1 advantages, "
         "pair accuracy before/after",
         (("algos", "dna-train"), ("rewards", "choice"), ("rewards", "think_answer_format")),
         _dna_stage,
-        "DNA-Train",
     ),
 ]
 
@@ -201,10 +195,8 @@ def run_demo(out_dir: str | Path = "runs/demo", stages: list[Stage] | None = Non
     ran = skipped = 0
     for i, stage in enumerate(stages if stages is not None else STAGES, 1):
         missing = [f"{kind}:{name}" for kind, name in stage.needs if name not in get_registry(kind)]
-        if stage.run is None or missing:
-            why = f"not in this version yet (arrives with: {stage.arrives_with})"
-            if missing and stage.run is not None:
-                why = f"needs {', '.join(missing)}, which this installation does not register"
+        if missing:
+            why = f"needs {', '.join(missing)}, which this installation does not register"
             print(f"[{i}] SKIPPED {stage.title}\n      {why}")
             skipped += 1
             continue

@@ -1,7 +1,8 @@
 """Exception types. Each message names the problem and the fix.
 
-The CLI maps :class:`UsageError` (and its subclasses) to exit code 2 and any other failure to exit code 1,
-so scripts can tell "you asked for something wrong" from "something broke while doing it".
+The CLI maps :class:`UsageError` (and its subclasses) to exit code 2, any other failure to exit code 1 and an
+interruption (:class:`KeyboardInterrupt`, :class:`TrainingInterrupted`) to 130, so scripts can tell "you asked for
+something wrong" from "something broke while doing it" from "stopped on request".
 """
 
 from __future__ import annotations
@@ -50,3 +51,8 @@ class CheckpointError(RlcfError):
 
 class ConformanceError(RlcfError, AssertionError):
     """A user plugin (env, reward function, ...) fails one of rlcf's conformance checks."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a step, with a checkpoint at that step; the message says how to
+    resume. A :class:`KeyboardInterrupt`, so code that cleans up after Ctrl-C does so here too. CLI exit code 130."""

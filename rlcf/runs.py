@@ -169,16 +169,21 @@ class Run:
         self._metrics_fh.write(json.dumps(row) + "\n")
         self._metrics_fh.flush()
         if self.experiment.run.tensorboard:
-            tb = self._tensorboard()
-            for key, value in row.items():
-                if key not in ("step", "time") and value is not None:
-                    tb.add_scalar(key, value, global_step=int(step))
+            self._tensorboard().add_scalars(
+                {k: v for k, v in row.items() if k not in ("step", "time") and v is not None}, int(step)
+            )
 
-    def _tensorboard(self, purge_step: int | None = None):
+    def flush(self) -> None:
+        """Put every metric logged so far into its files, so that a process killed from now on loses none of
+        them (called before each checkpoint is written: a resumed run continues both files from there)."""
+        if self._metrics_fh is not None:
+            self._metrics_fh.flush()
+        if self._tb is not None:
+            self._tb.flush()
+
+    def _tensorboard(self, purge_step: int | None = None) -> _EventFile:
         if self._tb is None:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(logdir=str(self.path / "tb"), purge_step=purge_step, flush_secs=10)
+            self._tb = _EventFile(self.path / "tb", purge_step=purge_step)
         return self._tb
 
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -234,7 +239,8 @@ class Run:
         return sorted(found)
 
     def save_checkpoint(self, state: Mapping[str, Any], step: int) -> Path:
-        """Write ``state`` at ``step`` atomically, then prune to ``run.keep_checkpoints`` newest."""
+        """Flush the logs, write ``state`` at ``step`` atomically, then prune to ``run.keep_checkpoints`` newest."""
+        self.flush()  # the logs reach the checkpoint's step before the checkpoint exists
         path = self.checkpoint_path(step)
         payload = {"step": int(step), "algo": self.experiment.algo, "config": to_dict(self.experiment), **state}
         atomic_save(payload, path)
@@ -280,6 +286,51 @@ class Run:
                 continue
             return state
         raise CheckpointError(f"no readable checkpoint in '{self.checkpoint_dir}': " + "; ".join(errors))
+
+
+class _EventFile:
+    """A TensorBoard event file written in the calling thread.
+
+    tensorboardX's ``SummaryWriter`` hands events to a background thread through a queue, and its ``flush()``
+    does not wait for that queue: events logged just before a checkpoint could still be lost to a kill. Here
+    every event is in the file's buffer when :meth:`add_scalars` returns, :meth:`flush` puts it on disk, and the
+    buffer is flushed at most every ``flush_secs`` for a TensorBoard watching the run.
+
+    Args:
+        logdir: the folder of the event files (one new file per writer).
+        purge_step: when resuming, TensorBoard drops the events at or after this step from the folder's
+            earlier files (they are logged again).
+        flush_secs: the longest time an event waits in the buffer while logging goes on.
+    """
+
+    def __init__(self, logdir: Path, purge_step: int | None = None, flush_secs: float = 10.0):
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+        logdir.mkdir(parents=True, exist_ok=True)
+        # A suffix unique to this process and writer: two writers opened in the same second never share a file.
+        self._writer = EventsWriter(str(logdir / "events"), f".{os.getpid()}.{time.monotonic_ns()}")
+        self._event = Event
+        if purge_step is not None:
+            self._writer.write_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        self._flush_secs = flush_secs
+        self._flushed_at = time.monotonic()
+
+    def add_scalars(self, scalars: Mapping[str, float], step: int) -> None:
+        from tensorboardX.summary import scalar
+
+        wall_time = time.time()
+        for tag, value in scalars.items():
+            self._writer.write_event(self._event(summary=scalar(tag, value), step=step, wall_time=wall_time))
+        if time.monotonic() - self._flushed_at > self._flush_secs:
+            self.flush()
+
+    def flush(self) -> None:
+        self._writer.flush()
+        self._flushed_at = time.monotonic()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def _algo_dirname(algo: str) -> str:

@@ -2,10 +2,13 @@
 
 ::
 
-    from rlcf.testing import check_env, check_reward_fn
+    from rlcf.testing import check_dataset, check_env, check_reward_fn
 
     def test_my_env():
         check_env("my-env")                     # a name in rlcf.envs, a factory, or an env instance
+
+    def test_my_dataset():
+        check_dataset("rlcf/my-env/expert-v0")  # a dataset id in the local Minari store, or its folder
 
     def test_my_reward():
         check_reward_fn("my_reward", completions=["<answer>4</answer>"], solution=["4"])
@@ -20,13 +23,15 @@ import copy
 import inspect
 import math
 import numbers
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rlcf.errors import ConformanceError
 
-__all__ = ["CheckReport", "check_env", "check_reward_fn", "make_env"]
+__all__ = ["CheckReport", "check_dataset", "check_env", "check_reward_fn", "make_env"]
 
 
 @dataclass
@@ -162,6 +167,180 @@ def check_env(env: Any, *, seed: int = 0, steps: int = 50, max_episode_steps: in
         report.ok(f"episodes end within {max_episode_steps} steps")
     instance.close()
     return report
+
+
+# -- datasets ----------------------------------------------------------------------------------------------------
+
+
+def _outside(space: Any, rows: Any) -> str | None:
+    """Why the first of ``rows`` (one per step) lies outside ``space``; ``None`` when every row is inside."""
+    import gymnasium as gym
+    import numpy as np
+
+    rows = np.asarray(rows)
+    if isinstance(space, gym.spaces.Box):
+        if rows.shape[1:] != space.shape:
+            return f"rows of shape {rows.shape[1:]}, but the space's shape is {space.shape}"
+        if not np.can_cast(rows.dtype, space.dtype):
+            return f"dtype {rows.dtype}, which does not fit the space's {space.dtype}"
+        inside = ((rows >= space.low) & (rows <= space.high)).reshape(len(rows), -1).all(axis=1)
+    elif isinstance(space, gym.spaces.Discrete):
+        flat = rows.reshape(len(rows), -1)
+        if flat.shape[1] != 1 or not np.issubdtype(rows.dtype, np.integer):
+            return f"rows of shape {rows.shape[1:]} and dtype {rows.dtype}; a Discrete space needs one integer per step"
+        inside = (flat[:, 0] >= space.start) & (flat[:, 0] < space.start + space.n)
+    else:
+        inside = np.array([space.contains(row) for row in rows], dtype=bool)
+    bad = np.flatnonzero(~inside)
+    return None if bad.size == 0 else f"step {bad[0]}: {np.asarray(rows[bad[0]]).tolist()} is outside {space}"
+
+
+def check_dataset(dataset: str | os.PathLike[str]) -> CheckReport:
+    """Check a multi-agent dataset on disk against the format rlcf writes, trains on and recovers envs from.
+
+    Args:
+        dataset: a dataset id in the local Minari store (``rlcf/mpe-simple_spread/expert-v0``) or its folder.
+
+    Checks: rlcf's metadata block and the data files' checksums; Minari reads every episode; in each episode
+    the observations and actions have a key per recorded agent and no other, ``T + 1`` observation rows and
+    ``T`` action rows inside the agent's space (shape, dtype, bounds); ``T`` finite team rewards equal to
+    ``infos["team_reward"]``; ``T`` terminations and truncations, none before the last step and exactly one of
+    them at it; ``infos["agent_rewards"]`` per agent (``T + 1`` finite values, 0 at the reset row), the global
+    state and the action masks where the metadata says the env has them; step and episode counts as in the
+    metadata; and ``recover_environment()`` builds an env with the dataset's spaces.
+    """
+    import minari
+    import numpy as np
+
+    from rlcf.data.marl import _minari_root, _resolve, validate_dataset
+    from rlcf.errors import CorruptDatasetError, UsageError
+
+    subject = f"dataset {str(dataset)!r}"
+    report = CheckReport(subject)
+    try:
+        folder, dataset_id = _resolve(dataset)
+        meta = validate_dataset(folder, expect_id=dataset_id)
+    except (CorruptDatasetError, UsageError) as exc:
+        raise _fail(subject, "rlcf metadata and checksums", str(exc)) from exc
+    rlcf_meta = meta["rlcf"]
+    agents = tuple(rlcf_meta.get("agents", ()))
+    report.ok("rlcf metadata present, data files match their checksums")
+
+    with _minari_root(folder.parents[len(Path(dataset_id).parts) - 1]):
+        try:
+            ds = minari.load_dataset(dataset_id)
+        except Exception as exc:  # noqa: BLE001 - whatever Minari trips on, the user needs to see it
+            raise _fail(subject, "Minari opens it", f"{type(exc).__name__}: {exc}") from exc
+        obs_space, act_space = ds.observation_space, ds.action_space
+        for kind, space in (("observation", obs_space), ("action", act_space)):
+            keys = tuple(getattr(space, "spaces", {}).keys())
+            if set(keys) != set(agents):
+                raise _fail(subject, f"{kind} space keyed by agent", f"keys {list(keys)}, recorded agents {list(agents)}")
+        total_steps = 0
+        for index in ds.episode_indices:
+            try:
+                (ep,) = ds.iterate_episodes([index])
+            except Exception as exc:  # noqa: BLE001
+                raise _fail(subject, "episodes readable", f"episode {index}: {type(exc).__name__}: {exc}") from exc
+            _check_episode(subject, ep, agents, obs_space, act_space, rlcf_meta)
+            total_steps += len(ep.rewards)
+    report.ok(f"{len(ds.episode_indices)} episodes readable, in their spaces, rewards finite, ends consistent")
+    if int(meta.get("total_steps", -1)) != total_steps:
+        raise _fail(subject, "step count", f"metadata says {meta.get('total_steps')} steps, the episodes hold {total_steps}")
+    report.ok(f"{total_steps} steps, as the metadata says")
+
+    from rlcf.data.marl import recover_environment
+
+    try:
+        env = recover_environment(folder)
+    except Exception as exc:  # noqa: BLE001
+        why = f"{type(exc).__name__}: {exc}; register the env it was recorded on"
+        raise _fail(subject, "recover_environment", why) from exc
+    try:
+        if env.observation_space != obs_space or env.action_space != act_space:
+            raise _fail(subject, "recover_environment", f"the recovered env's spaces differ from the dataset's: "
+                        f"{env.observation_space} / {env.action_space}")
+    finally:
+        env.close()
+    report.ok("recover_environment() builds the env with the dataset's spaces")
+    return report
+
+
+def _check_episode(
+    subject: str, ep: Any, agents: tuple[str, ...], obs_space: Any, act_space: Any, rlcf_meta: dict[str, Any]
+) -> None:
+    import numpy as np
+
+    where = f"episode {ep.id}"
+    T = len(ep.rewards)
+
+    def fail(check: str, message: str) -> ConformanceError:
+        return _fail(subject, check, f"{where}, {message}")
+
+    if T == 0:
+        raise fail("episode length", "no steps")
+    for field_name, values, space, rows in (("observations", ep.observations, obs_space, T + 1),
+                                           ("actions", ep.actions, act_space, T)):
+        if not isinstance(values, dict) or set(values) != set(agents):
+            got = list(values) if isinstance(values, dict) else type(values).__name__
+            raise fail("per-agent keys", f"{field_name} has {got}; expected one entry per agent {list(agents)}")
+        for agent in agents:
+            if len(values[agent]) != rows:
+                raise fail(f"{field_name} length",
+                           f"{field_name}[{agent!r}] has {len(values[agent])} rows for {T} steps; expected {rows}")
+            why = _outside(space[agent], values[agent])
+            if why:
+                raise fail(f"{field_name} in space", f"{field_name}[{agent!r}] {why}")
+    rewards = np.asarray(ep.rewards)
+    if rewards.shape != (T,) or not np.issubdtype(rewards.dtype, np.number):
+        raise fail("finite rewards", f"rewards have shape {rewards.shape} and dtype {rewards.dtype}; expected ({T},) numbers")
+    bad = np.flatnonzero(~np.isfinite(rewards))
+    if bad.size:
+        raise fail("finite rewards", f"rewards[{bad[0]}] is {rewards[bad[0]]}")
+    ends = {}
+    for field_name in ("terminations", "truncations"):
+        flags = np.asarray(getattr(ep, field_name))
+        if flags.shape != (T,) or flags.dtype != bool:
+            raise fail("episode ends", f"{field_name} have shape {flags.shape} and dtype {flags.dtype}; expected ({T},) bool")
+        early = np.flatnonzero(flags[:-1])
+        if early.size:
+            raise fail("episode ends", f"{field_name}[{early[0]}] is true before the last step ({T - 1}); an episode ends once")
+        ends[field_name] = bool(flags[-1])
+    if ends["terminations"] == ends["truncations"]:
+        both = "both terminated and truncated" if ends["terminations"] else "neither terminated nor truncated"
+        raise fail("episode ends", f"the last step is {both}; exactly one of them ends an episode")
+
+    infos = ep.infos
+    agent_rewards = infos.get("agent_rewards")
+    if not isinstance(agent_rewards, dict) or set(agent_rewards) != set(agents):
+        got = list(agent_rewards) if isinstance(agent_rewards, dict) else agent_rewards
+        raise fail("per-agent keys", f"infos['agent_rewards'] has {got!r}; expected one entry per agent {list(agents)}")
+    for agent in agents:
+        r = np.asarray(agent_rewards[agent], dtype=np.float64)
+        if r.shape != (T + 1,):
+            raise fail("agent rewards",
+                       f"infos['agent_rewards'][{agent!r}] has shape {r.shape}; expected ({T + 1},) (reset row first)")
+        bad = np.flatnonzero(~np.isfinite(r))
+        if bad.size:
+            raise fail("agent rewards", f"infos['agent_rewards'][{agent!r}][{bad[0]}] is {r[bad[0]]}")
+        if r[0] != 0:
+            raise fail("agent rewards", f"infos['agent_rewards'][{agent!r}][0] is {r[0]}; the reset row holds 0")
+    team = np.asarray(infos.get("team_reward", []), dtype=np.float64)
+    if team.shape != (T + 1,) or not np.allclose(team[1:], rewards):
+        raise fail("team reward", f"infos['team_reward'] (shape {team.shape}) does not match rewards, reset row first")
+    if rlcf_meta.get("has_state"):
+        state = np.asarray(infos.get("state", []))
+        if state.ndim != 2 or len(state) != T + 1:
+            raise fail("global state",
+                       f"infos['state'] has shape {state.shape}; expected {T + 1} rows (the metadata says the env has one)")
+    if rlcf_meta.get("has_action_mask"):
+        masks = infos.get("action_mask")
+        if not isinstance(masks, dict) or set(masks) != set(agents):
+            got = list(masks) if isinstance(masks, dict) else masks
+            raise fail("per-agent keys", f"infos['action_mask'] has {got!r}; expected one entry per agent {list(agents)}")
+        for agent in agents:
+            if len(masks[agent]) != T + 1:
+                raise fail("action masks", f"infos['action_mask'][{agent!r}] has {len(masks[agent])} rows; expected {T + 1}")
 
 
 # -- reward functions --------------------------------------------------------------------------------------------

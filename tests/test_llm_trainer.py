@@ -46,6 +46,25 @@ def test_unknown_or_rlcf_owned_trl_fields_are_refused_before_any_work(tmp_path):
         load_experiment(None, ["config.grpo=5"], algo="defacto")
 
 
+def test_a_trainer_checkpoint_flushes_the_runs_logs(tmp_path):
+    """TRL's logs reach the run's TensorBoard file on disk when the trainer saves a checkpoint (a run killed
+    after it keeps them), not only when the writer's buffer happens to flush."""
+    from tests_support import tensorboard_scalars
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from rlcf.algos.llm_trainer import trainer_callbacks
+    from rlcf.runs import Run
+
+    run = Run.create(load_experiment(None, [f"run.out_dir={tmp_path}"], algo="defacto"))
+    logger, _ = trainer_callbacks(run, "grpo")
+    args = TrainingArguments(output_dir=str(tmp_path / "trl"), report_to=[])
+    state, control = TrainerState(global_step=3), TrainerControl()
+    logger.on_log(args, state, control, logs={"loss": 0.5})
+    logger.on_save(args, state, control)
+    assert tensorboard_scalars(run.path / "tb").get("train/loss") == {3: 0.5}
+    run.close()
+
+
 @pytest.mark.slow
 def test_passed_through_fields_reach_the_trainers(tmp_path):
     """config.grpo / config.sft fields land in the TRL arguments the run trains with (TRL saves them with each

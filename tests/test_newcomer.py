@@ -230,7 +230,8 @@ def test_rlcf_plugins_entry_point_is_loaded_on_lookup(tmp_path):
 
 
 def test_launched_yaml_without_run_name_is_named_after_its_file(tmp_path, capsys, monkeypatch):
-    from rlcf.runtime.jobs import _job_entry, _stage
+    from rlcf.runtime.job_entry import main as job_entry
+    from rlcf.runtime.jobs import _stage
 
     exp = tmp_path / "my-exp.yaml"
     exp.write_text(
@@ -241,12 +242,12 @@ def test_launched_yaml_without_run_name_is_named_after_its_file(tmp_path, capsys
     command, shipped = _stage(["train", str(exp)], staging)
     monkeypatch.chdir(staging)  # where Ray unpacks the job's working_dir
     flags = [a for name in shipped for a in ("--shipped", name)]
-    assert _job_entry(["--cwd", str(tmp_path), *flags, "--", *command]) == 0
+    assert job_entry(["--cwd", str(tmp_path), *flags, "--", *command]) == 0
     run = Path(_last_json(capsys.readouterr().out)["run"])
     assert run.parent == tmp_path / "runs" / "toyregression" and run.name.startswith("my-exp-")
     # ... so that `rlcf launch my-exp.yaml --resume` finds it.
     monkeypatch.chdir(staging)
-    assert _job_entry(["--cwd", str(tmp_path), *flags, "--", *command, "--resume", "run.total_steps=3"]) == 0
+    assert job_entry(["--cwd", str(tmp_path), *flags, "--", *command, "--resume", "run.total_steps=3"]) == 0
     assert _last_json(capsys.readouterr().out)["run"] == str(run)
 
 

@@ -73,6 +73,51 @@ def test_cfcql_resumes_exactly(env_id, datasets, tmp_path):
         assert torch.equal(value, b[net][key]), key
 
 
+def test_cfcql_stopped_by_ctrl_c_resumes_exactly(datasets, tmp_path):
+    """`rlcf train` sent SIGINT from outside mid-run: it finishes its step, checkpoints there (no regular
+    checkpoint is due), exits 130 naming the resume command; --resume then ends exactly like a run never stopped."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rlcf.runs import Run
+
+    steps = 3000  # far more than run before the signal arrives; the resumed run does only a few before the check
+    overrides = [*tiny(tmp_path / "b", datasets["mpe-simple_spread"], steps=steps), "run.checkpoint_every=100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "rlcf.cli", "--quiet", "train", "cfcql", *overrides],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        rows = [line for f in (tmp_path / "b").glob("cfcql/*/metrics.jsonl") for line in f.read_text().splitlines()]
+        if len(rows) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    (folder,) = (tmp_path / "b" / "cfcql").iterdir()
+    run = Run.open(folder)
+    ((stopped_at, _),) = run.checkpoints()
+    assert 5 <= stopped_at < steps and max(r["step"] for r in run.read_metrics()) == stopped_at
+    assert f"SIGINT at step {stopped_at} of {steps}; checkpoint written. Resume with: rlcf train {folder} --resume" in err
+
+    # Both runs end a few steps after the stop: resumed with a smaller budget, and one never stopped.
+    end = stopped_at + 3
+    resumed, _ = train(None, [f"run.total_steps={end}"], resume=folder)
+    straight, _ = train(None, [*tiny(tmp_path / "a", datasets["mpe-simple_spread"], steps=end), "run.checkpoint_every=100000"],
+                        algo="cfcql")
+    a, b = straight.load_checkpoint()["algorithm"], resumed.load_checkpoint()["algorithm"]
+    for key, value in a["critic"].items():
+        assert torch.equal(value, b["critic"][key]), key
+
+    def losses(r):
+        return [{k: v for k, v in row.items() if k.startswith("losses/") or k == "step"} for row in r.read_metrics()
+                if any(k.startswith("losses/") for k in row)]
+
+    assert losses(straight) == losses(resumed)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("algo", "env_id"), [("cfcql", "mpe-simple_spread"), ("matd3bc", "mpe-simple_spread"), ("macql", "mpe-simple_spread-discrete")]

@@ -57,3 +57,50 @@ def test_installed_wheel_imports_the_mapped_subpackages(wheel, tmp_path):
     envs_file, protocol_module = out.stdout.split()
     assert Path(envs_file).is_relative_to(target)
     assert protocol_module == "rlcf.reward_fns.protocol"
+
+
+def _import_graph(folder: Path, package: str) -> dict[str, set[str]]:
+    """``{module: rlcf modules it imports}`` of the ``.py`` files under ``folder``, function-level imports included."""
+    import ast
+
+    modules = {}
+    for path in folder.rglob("*.py"):
+        parts = [p for p in path.relative_to(folder).with_suffix("").parts if p != "__init__"]
+        modules[".".join([package, *parts])] = path
+    graph = {}
+    for name, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = {m for m in imported if m in modules and m != name}
+    return graph
+
+
+def test_rlcf_core_modules_import_no_cycle():
+    """STYLE 14: shared helpers live in a module of their own, so no two core modules import each other, even
+    inside functions (a cycle there still ties their load order and their tests together)."""
+    graph = _import_graph(ROOT / "rlcf", "rlcf")
+
+    def cycle_from(start: str) -> list[str] | None:
+        path, seen = [start], set()
+
+        def walk(node: str) -> list[str] | None:
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    return [*path, start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    path.append(nxt)
+                    found = walk(nxt)
+                    if found:
+                        return found
+                    path.pop()
+            return None
+
+        return walk(start)
+
+    cycles = [c for c in (cycle_from(m) for m in sorted(graph)) if c]
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -151,6 +151,68 @@ def test_killed_run_resumes_from_its_last_checkpoint_via_the_cli(tmp_path):
     assert torch.equal(_final_weights(Run.open(folder)), _final_weights(straight))
 
 
+def test_killed_run_has_every_checkpointed_step_in_tensorboard(tmp_path):
+    """SIGKILL soon after a checkpoint: each step logged up to that checkpoint is in an event file, not only in
+    metrics.jsonl; the resumed run's event files then hold each step once, with the uninterrupted run's values."""
+    from tests_support import plugin_pythonpath, tensorboard_scalars
+
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(json.dumps(experiment(tmp_path)))
+    env = plugin_pythonpath()
+    cmd = [sys.executable, "-m", "rlcf.cli", "--quiet", "train", str(cfg)]
+    killed = subprocess.run(cmd, env={**env, "RLCF_TOY_CRASH_AT": "13"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    (folder,) = (tmp_path / "runs" / "toyregression").iterdir()
+    logged = {r["step"]: r["losses/mse"] for r in Run.open(folder).read_metrics() if "losses/mse" in r}
+    in_tb = tensorboard_scalars(folder / "tb").get("losses/mse", {})
+    assert set(range(1, 11)) <= set(in_tb), f"steps up to the checkpoint at 10 missing from TensorBoard: {sorted(in_tb)}"
+    assert all(in_tb[s] == pytest.approx(logged[s]) for s in in_tb)
+
+    done = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    in_tb = tensorboard_scalars(folder / "tb")["losses/mse"]
+    logged = {r["step"]: r["losses/mse"] for r in Run.open(folder).read_metrics() if "losses/mse" in r}
+    assert sorted(in_tb) == list(range(1, 21))
+    assert all(in_tb[s] == pytest.approx(logged[s]) for s in in_tb)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signal_stops_training_with_a_checkpoint_and_resume_continues_exactly(sig, tmp_path):
+    """Ctrl-C or SIGTERM during step 7 (checkpoints every 5): step 7 ends, a checkpoint at 7 is written, the logs
+    are flushed, exit code 130 says how to resume; --resume then finishes exactly like an uninterrupted run."""
+    from tests_support import plugin_pythonpath, tensorboard_scalars
+
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text(json.dumps(experiment(tmp_path)))
+    env = plugin_pythonpath()
+    cmd = [sys.executable, "-m", "rlcf.cli", "--quiet", "train", str(cfg)]
+    stopped = subprocess.run(cmd, env={**env, "RLCF_TOY_SIGNAL_AT": f"7:{sig}"}, capture_output=True, text=True)
+    (folder,) = (tmp_path / "runs" / "toyregression").iterdir()
+    assert stopped.returncode == 130, stopped.stderr
+    assert f"{sig} at step 7 of 20; checkpoint written. Resume with: rlcf train {folder} --resume" in stopped.stderr
+    run = Run.open(folder)
+    assert [s for s, _ in run.checkpoints()] == [5, 7]
+    assert max(r["step"] for r in run.read_metrics()) == 7
+    assert sorted(tensorboard_scalars(folder / "tb")["losses/mse"]) == list(range(1, 8))
+
+    done = subprocess.run([sys.executable, "-m", "rlcf.cli", "--quiet", "train", str(folder), "--resume"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    straight, _ = train(experiment(tmp_path, name="straight"))
+    assert torch.equal(_final_weights(Run.open(folder)), _final_weights(straight))
+    a = [(r["step"], r["losses/mse"]) for r in straight.read_metrics() if "losses/mse" in r]
+    b = [(r["step"], r["losses/mse"]) for r in Run.open(folder).read_metrics() if "losses/mse" in r]
+    assert a == b
+
+
+def test_signal_handlers_are_restored_after_training(tmp_path):
+    import signal
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    train(experiment(tmp_path))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
 def test_atomic_dir_appears_only_when_complete(tmp_path):
     target = tmp_path / "dataset"
     with pytest.raises(RuntimeError):

@@ -8,8 +8,9 @@ action masks where the env has them (``infos["action_mask"][agent]``). Following
 ``T + 1`` long: row 0 is the reset, row ``t + 1`` follows step ``t`` (so ``agent_rewards[0]`` is 0).
 
 Metadata: ``ref_min_score`` / ``ref_max_score`` (random and expert mean team returns, so
-``minari.get_normalized_score`` works) and an ``rlcf`` block with the env spec (id, version, kwargs), the
-behaviour plan, the collection seed, per-episode seeds, and SHA-256 checksums of the data files.
+``minari.get_normalized_score`` works), an ``env_spec`` whose entry point rebuilds the team env as a gymnasium env
+(:mod:`rlcf.data.team_gym_env`, so ``dataset.recover_environment()`` works) and an ``rlcf`` block with the env
+spec (id, version, kwargs), the behaviour plan, the collection seed, per-episode seeds, and SHA-256 checksums of the data files.
 
 Writing is atomic: the dataset is built under a temporary Minari root beside the real one and moved under its
 final id only when complete and validated. Loading verifies the checksums and the shapes and refuses a corrupt
@@ -46,6 +47,7 @@ __all__ = [
     "dataset_path",
     "dataset_stats",
     "load_marl_dataset",
+    "recover_environment",
     "validate_dataset",
     "write_marl_dataset",
 ]
@@ -163,6 +165,8 @@ def write_marl_dataset(
     import minari
     from minari.namespace import create_namespace, list_local_namespaces
 
+    from rlcf.data.team_gym_env import gym_env_spec
+
     _check_id(dataset_id)
     if not episodes:
         raise UsageError("cannot write a dataset with no episodes")
@@ -183,7 +187,7 @@ def write_marl_dataset(
     staging.mkdir()
     try:
         with _minari_root(staging), warnings.catch_warnings():
-            # No gymnasium EnvSpec exists for a PettingZoo env; the rlcf block records the env instead.
+            # The env spec is added below (Minari would build the env to take it here).
             warnings.filterwarnings("ignore", message=".*env_spec is None.*")
             warnings.filterwarnings("ignore", message=".*eval_env.*")
             # Nor are author / permalink asked of the user; the rlcf block (env, behaviour, seeds, checksums) is the
@@ -210,7 +214,8 @@ def write_marl_dataset(
                 "has_action_mask": episodes[0].action_masks is not None,
                 **(extra_metadata or {}),
             }
-            update: dict[str, Any] = {"rlcf": rlcf_meta}
+            # A gymnasium EnvSpec rebuilding the team env, so that Minari's recover_environment() works.
+            update: dict[str, Any] = {"rlcf": rlcf_meta, "env_spec": gym_env_spec(rlcf_meta["env"]).to_json()}
             if ref_min_score is not None and ref_max_score is not None:
                 update.update(
                     ref_min_score=float(ref_min_score),
@@ -315,6 +320,24 @@ def validate_dataset(source: str | os.PathLike[str], expect_id: str | None = Non
             f"{len(seeds)} episode seeds"
         )
     return meta
+
+
+def recover_environment(source: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """The env a dataset (id or folder) was recorded on, as a :class:`~rlcf.data.team_gym_env.TeamGymEnv` made by
+    ``gymnasium.make``: what Minari's ``dataset.recover_environment()`` gives, also for datasets written before
+    rlcf stored their ``env_spec``.
+
+    Args:
+        source: a dataset id (``rlcf/mpe-simple_spread/expert-v0``) or its folder.
+        **kwargs: passed to ``gymnasium.make``.
+    """
+    import gymnasium as gym
+
+    from rlcf.data.team_gym_env import gym_env_spec
+
+    folder, dataset_id = _resolve(source)
+    meta = validate_dataset(folder, expect_id=dataset_id)
+    return gym.make(gym_env_spec(meta["rlcf"]["env"]), **kwargs)
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,9 @@ class LaunchSpec:
 
 
 def _launch_parser() -> argparse.ArgumentParser:
-    from rlcf.cli import _Parser
+    from rlcf.cli_parts import CommandParser
 
-    p = _Parser(
+    p = CommandParser(
         prog="rlcf launch",
         description="Submit an rlcf command as a Ray job. Examples:  rlcf launch configs/cfcql/mpe_spread-medium.yaml "
         "run.seed=1 --address http://HEAD:8265  |  rlcf launch --no-wait collect mpe-simple_spread --tier expert "
@@ -249,14 +249,14 @@ def _validate_and_resources(command: list[str]) -> dict[str, float]:
     """Check a train command's experiment here; returns the driver's resource request it implies."""
     if command[0] != "train" or len(command) < 2:
         return {}
-    from rlcf.cli import _experiment_source
+    from rlcf.cli_parts import experiment_source
     from rlcf.config import load_experiment
 
     target = command[1]
     if Path(target).is_dir():
         return {}  # a run folder to resume: validated on the node, where the folder is
     overrides = [t for t in command[2:] if "=" in t and not t.startswith("-")]
-    source, algo = _experiment_source(target)
+    source, algo = experiment_source(target)
     experiment = load_experiment(source, overrides, algo=algo)
     gpus = int(getattr(experiment.run, "num_gpus", 0) or 0)
     from rlcf.registry import algos
@@ -341,7 +341,7 @@ def _is_this_machine(address: str) -> bool:
 def _entrypoint(command: list[str], shipped: list[str], remote_cwd: str, python: str) -> str:
     import shlex
 
-    parts = [python, "-m", "rlcf.runtime.jobs", "--cwd", remote_cwd]
+    parts = [python, "-m", "rlcf.runtime.job_entry", "--cwd", remote_cwd]
     for name in shipped:
         parts += ["--shipped", name]
     return " ".join(shlex.quote(p) for p in [*parts, "--", *command])
@@ -496,9 +496,9 @@ def jobs_main(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
-            from rlcf.cli import _print_table
+            from rlcf.cli_parts import print_table
 
-            _print_table(f"Ray jobs at {address}", ("job_id", "status", "start", "command"),
+            print_table(f"Ray jobs at {address}", ("job_id", "status", "start", "command"),
                          [(r["job_id"], r["status"], r["start"], r["command"]) for r in rows])
         return 0
     if not args.job_id:
@@ -540,28 +540,3 @@ def show_logs(client: Any, job_id: str, status: str, *, follow_logs: bool, out=N
     if code:
         print(f"job {job_id} ended {status} (exit code {code})", file=err)
     return code
-
-
-# -- the job's entrypoint on the node ---------------------------------------------------------------------------
-
-
-def _job_entry(argv: Sequence[str]) -> int:
-    """``python -m rlcf.runtime.jobs --cwd DIR [--shipped NAME]... -- COMMAND...`` (runs on the cluster)."""
-    argv = list(argv)
-    cut = argv.index("--")
-    own, command = argv[:cut], argv[cut + 1:]
-    p = argparse.ArgumentParser(prog="rlcf-job")
-    p.add_argument("--cwd", required=True)
-    p.add_argument("--shipped", action="append", default=[])
-    args = p.parse_args(own)
-    here = Path.cwd()
-    command = [str(here / tok) if tok in args.shipped else tok for tok in command]
-    Path(args.cwd).mkdir(parents=True, exist_ok=True)
-    os.chdir(args.cwd)
-    from rlcf.cli import main
-
-    return main(["--quiet", *command])
-
-
-if __name__ == "__main__":
-    sys.exit(_job_entry(sys.argv[1:]))

@@ -2,7 +2,8 @@
 
 It stands in for a user's own algorithm, registered through a ``"module:attr"`` path; it is not part of rlcf.
 Every random stream it uses lives in its state dict, so a resumed run must reproduce an uninterrupted one
-bit for bit. ``RLCF_TOY_CRASH_AT`` makes the process kill itself (SIGKILL) at that step, to test resume.
+bit for bit. ``RLCF_TOY_CRASH_AT`` makes the process kill itself (SIGKILL) at that step, to test resume;
+``RLCF_TOY_SIGNAL_AT=STEP:SIGNAME`` sends it that signal during that step (``7:SIGINT``), to test a graceful stop.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class ToyRegression(StepAlgorithm):
         crash_at = int(os.environ.get("RLCF_TOY_CRASH_AT", "0"))
         if crash_at and step == crash_at:
             os.kill(os.getpid(), signal.SIGKILL)
+        signal_at, _, signame = os.environ.get("RLCF_TOY_SIGNAL_AT", "").partition(":")
+        if signal_at and step == int(signal_at):
+            os.kill(os.getpid(), getattr(signal, signame))
         if self.config.fail_at and step == self.config.fail_at:
             raise RuntimeError(f"toy failure at step {step}")
         x = torch.randn(self.config.batch_size, self.config.dim, generator=self.gen)

@@ -1,0 +1,43 @@
+"""The command line's building blocks that ``rlcf.cli`` and ``rlcf launch`` / ``rlcf jobs``
+(:mod:`rlcf.runtime.jobs`) share: a parser whose errors are usage errors, the train/config positional, and tables.
+
+They live here so that the CLI and the job launcher import them from one place, never from each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rlcf.errors import UsageError
+
+__all__ = ["CommandParser", "experiment_source", "print_table"]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every usage error takes the same path (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def experiment_source(arg: str) -> tuple[str | None, str | None]:
+    """``(yaml path, algo name)`` from the positional argument of ``rlcf train`` / ``rlcf config``."""
+    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
+        return arg, None
+    return None, arg
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print ``rows`` under ``columns`` as a rich table (long cells wrap)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    Console().print(table)
