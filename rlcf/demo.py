@@ -105,8 +105,9 @@ def _defacto_stage(out: Path, episodes: int) -> str:
     # the measured setting of configs/defacto/grounded_qa.yaml (bench/results/defacto.md), on 60 evaluation documents
     quick: list[str] = ["config.tiny.hidden_size=128", "config.tiny.layers=4", "config.tiny.intermediate_size=384",
                         "config.sft_docs=3000", "config.sft_epochs=2", "config.sft_lr=1e-3", "config.sft_answer_weight=14",
-                        "config.sft_abstain_share=0.05",
-                        "config.learning_rate=2e-4", "config.beta=0.04"]
+                        "config.sft_abstain_share=0.05", "config.learning_rate=2e-4", "config.beta=0.04",
+                        "config.prompts_per_step=9", "config.batch_by_example=true",
+                        "config.grpo.lr_scheduler_type=constant_with_warmup", "config.grpo.warmup_steps=20"]
     if episodes < DEMO_EPISODES:  # a smoke-sized demo (tests, --episodes below the default): a few seconds
         steps = 2
         quick = ["config.tiny.hidden_size=32", "config.tiny.layers=1", "config.tiny.intermediate_size=64",

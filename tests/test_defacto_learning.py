@@ -22,7 +22,8 @@ SMALL = [
     "config.tiny.intermediate_size=384",
     "config.eval_docs=80",
     "config.num_generations=8",
-    "config.prompts_per_step=8",
+    "config.prompts_per_step=9",
+    "config.batch_by_example=true",  # an example's three variants in one step (bench/results/defacto.md, session 18)
 ]
 # The SFT and GRPO settings of configs/defacto/grounded_qa.yaml (the bench), on fewer evaluation documents: the
 # answer value's loss weighted x14 so that SFT reads the document, 5% abstention rows (unweighted).
@@ -45,7 +46,7 @@ def test_defacto_grpo_teaches_abstention_where_plain_grpo_does_not(tmp_path):
             None,
             [*base, f"run.name={name}", f"run.total_steps={GRPO_STEPS}", f"run.checkpoint_every={GRPO_STEPS}",
              f"config.model={sft_run.path / 'sft_model'}", "config.sft_epochs=0", "config.learning_rate=2e-4",
-             "config.beta=0.04", *extra],
+             "config.beta=0.04", "config.grpo.lr_scheduler_type=constant_with_warmup", "config.grpo.warmup_steps=20", *extra],
             algo="defacto",
         )
         arms[name] = run.results[name]
