@@ -11,7 +11,7 @@
    against TRL's ``GRPOTrainer`` with the raw reward functions, on the same model and batch, in alternating
    blocks; prints the ratio (``--overhead-only`` runs just this).
 
-    python bench/bench_defacto.py --seeds 0,1,2 --steps 100
+    python bench/bench_defacto.py --seeds 0,1,2 --steps 150
     python bench/bench_defacto.py --overhead-only --out runs/bench_defacto   # reuses that run's SFT checkpoint
 
 The defaults are the settings of ``configs/defacto/grounded_qa.yaml`` (``MEASURED``); ``--set key=value`` overrides
@@ -130,7 +130,7 @@ def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=100, help="GRPO steps per arm")
+    parser.add_argument("--steps", type=int, default=150, help="GRPO steps per arm")
     parser.add_argument("--out", default="runs/bench_defacto")
     parser.add_argument("--overhead-steps", type=int, default=5)
     parser.add_argument("--overhead-blocks", type=int, default=5)

@@ -101,7 +101,7 @@ def _defacto_stage(out: Path, episodes: int) -> str:
     from rlcf.algorithm import train
     from rlcf.eval.llm import format_split_table
 
-    steps = 100
+    steps = 150
     # the measured setting of configs/defacto/grounded_qa.yaml (bench/results/defacto.md), on 60 evaluation documents
     quick: list[str] = ["config.tiny.hidden_size=128", "config.tiny.layers=4", "config.tiny.intermediate_size=384",
                         "config.sft_docs=3000", "config.sft_epochs=2", "config.sft_lr=1e-3", "config.sft_answer_weight=14",
