@@ -77,7 +77,7 @@ def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
 
     rlcf: ``DeFacto.make_trainer`` as ``fit`` builds it — guarded reward set, per-variant tally, run logger and
     progress callbacks, TRL's printers removed — from ``grpo_arguments``. TRL: ``GRPOTrainer`` with the raw reward
-    functions and the same ``GRPOConfig``. Same SFT model, batch (8 prompts x 8) and rows; learning rate 0, so both
+    functions and the same ``GRPOConfig``. Same SFT model, sampler, batch (8 prompts x 8) and rows; learning rate 0, so both
     models stay equal and sample alike. Each block runs ``steps`` steps of one trainer through ``trainer.train()``
     (its whole loop, callbacks included); blocks alternate.
     """
@@ -93,7 +93,9 @@ def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
     from rlcf.reward_set import RewardSet, resolve_reward
 
     exp = load_experiment(None, [f"config.{kv}" for kv in MEASURED], algo="defacto")
-    config = dataclasses.replace(exp.config, learning_rate=0.0, model=str(sft))
+    # One sampler for both (rlcf's whole-example batches would give the two trainers different prompts per step,
+    # and generation time follows the completions): the comparison is of everything else rlcf adds.
+    config = dataclasses.replace(exp.config, learning_rate=0.0, model=str(sft), batch_by_example=False, prompts_per_step=8)
     rows = DeFacto.train_data(config)
     names = list(config.rewards)
 
