@@ -42,6 +42,11 @@ def test_unknown_or_rlcf_owned_trl_fields_are_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=r"trl\.GRPOConfig refused config\.grpo\.generation_batch_size"):
         train(None, [f"run.out_dir={tmp_path}", "config.grpo.generation_batch_size=3", *TINY], algo="defacto")
     assert not list(tmp_path.rglob("config.json"))
+    # The multi-GPU routes of any Hugging Face trainer are fields like any other.
+    from rlcf.algos.llm_trainer import check_trl_fields
+
+    check_trl_fields("grpo", {"deepspeed": "ds.json", "fsdp": "full_shard auto_wrap", "vllm_mode": "server"})
+    check_trl_fields("sft", {"fsdp": "full_shard", "packing": True})
     with pytest.raises(ConfigError, match=r"config\.grpo.*expected a mapping"):
         load_experiment(None, ["config.grpo=5"], algo="defacto")
 
