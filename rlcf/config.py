@@ -282,17 +282,27 @@ def to_yaml(obj: Any) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=False)
 
 
-def config_help(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """``(dotted name, type, default, help)`` for every field of a config dataclass, nested ones flattened."""
+def config_help(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, Any, str]]:
+    """``(dotted name, type, default, help)`` for every field of a config dataclass, nested ones flattened.
+
+    ``defaults`` (an instance of ``cls``) supplies the defaults of a nested config whose parent field builds it with
+    its own values (e.g. DNA-Train's ``tiny`` with ``prefix_space=True``), so the table shows what a run gets."""
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints.get(f.name, Any)
         name = _join(prefix, f.name)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            rows.extend(config_help(tp, name))
+            nested = getattr(defaults, f.name, None) if defaults is not None else None
+            if nested is None and f.default_factory is not dataclasses.MISSING:
+                nested = f.default_factory()
+            elif nested is None and f.default is not dataclasses.MISSING:
+                nested = f.default
+            rows.extend(config_help(tp, name, nested))
             continue
-        if f.default is not dataclasses.MISSING:
+        if defaults is not None:
+            default = getattr(defaults, f.name)
+        elif f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()

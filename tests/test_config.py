@@ -196,3 +196,13 @@ def test_partial_nested_override_keeps_the_fields_own_default():
     assert held.net == Inner(width=8, act="tanh")  # not Inner's class default 'relu'
     assert from_dict(TanhHolder, {}).net.act == "tanh"
     assert from_dict(TanhHolder, {"net": {"act": "relu"}}).net == Inner(act="relu")
+
+
+def test_fields_table_shows_the_defaults_a_nested_config_gets_from_its_parent():
+    """DNA-Train builds its tiny model config with prefix_space=True; `rlcf config --fields` showed the class
+    default (False)."""
+    from rlcf.algos.dna_train import DNATrainConfig
+    from rlcf.config import config_help
+
+    rows = {name: default for name, _, default, _ in config_help(DNATrainConfig, "config")}
+    assert rows["config.tiny.prefix_space"] is True and rows["config.tiny.hidden_size"] == 128
