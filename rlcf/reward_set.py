@@ -102,6 +102,8 @@ def guard_reward(fn: Callable[..., Any], name: str | None = None) -> Callable[..
             index = _first_failing_sample(fn, args, kwargs, n)
             where = f" on sample {index}" if index is not None else ""
             raise RewardFunctionError(f"reward function '{name}' raised{where}: {type(err).__name__}: {err}") from err
+        if getattr(values, "ndim", None) == 1 and hasattr(values, "tolist"):  # a 1-D numpy array or tensor: TRL takes it
+            values = values.tolist()
         if not isinstance(values, Sequence) or isinstance(values, str):
             raise RewardFunctionError(f"reward function '{name}' returned {type(values).__name__}; it must return a list of floats (None where it does not apply)")
         values = list(values)

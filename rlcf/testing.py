@@ -396,7 +396,12 @@ def check_reward_fn(
         changed = passed_completions != list(completions) or any(passed_columns[k] != list(v) for k, v in columns.items())
         return result, changed
 
-    out, changed = call()
+    try:
+        out, changed = call()
+    except Exception as err:  # noqa: BLE001  (the report names whatever the function raised)
+        raise _fail(subject, "runs on the sample inputs", f"it raised {type(err).__name__}: {err}") from err
+    if getattr(out, "ndim", None) == 1 and hasattr(out, "tolist"):  # a 1-D numpy array or tensor, as TRL accepts
+        out = out.tolist()
     if changed:
         raise _fail(subject, "leaves inputs unchanged", "it modified the completions or a column in place")
     report.ok("leaves inputs unchanged")
@@ -411,6 +416,7 @@ def check_reward_fn(
     report.ok(f"returns {n} finite values or None")
 
     again, _ = call()
+    again = again.tolist() if getattr(again, "ndim", None) == 1 and hasattr(again, "tolist") else again
     if list(again) != list(out):
         raise _fail(subject, "deterministic", f"two calls on the same inputs gave {list(out)} and {list(again)}")
     report.ok("deterministic")

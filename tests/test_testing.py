@@ -265,3 +265,24 @@ def test_minari_recovers_the_env_an_rlcf_dataset_was_recorded_on(store):
     env = recover_environment(result.dataset_id)
     assert env.observation_space == ds.observation_space
     env.close()
+
+
+def test_check_reward_fn_takes_numpy_values_and_names_a_raised_exception():
+    """TRL accepts a 1-D numpy array of rewards, so the check and rlcf's guarded call accept it too; a function
+    that raises gets a conformance failure naming the exception, not the raw traceback."""
+    import numpy as np
+
+    from rlcf.reward_set import guard_reward
+
+    def as_array(completions, **kwargs):
+        return np.array([float(len(c)) for c in completions])
+
+    report = check_reward_fn(as_array, ["ab", "abc"])
+    assert "returns 2 finite values or None" in str(report)
+    assert guard_reward(as_array, "as_array")(prompts=["", ""], completions=["ab", "abc"]) == [2.0, 3.0]
+
+    def broken(completions, **kwargs):
+        raise KeyError("solution")
+
+    with pytest.raises(ConformanceError, match=r"runs on the sample inputs.*raised KeyError: 'solution'"):
+        check_reward_fn(broken, ["a"])
