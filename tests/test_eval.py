@@ -281,3 +281,12 @@ def test_table_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plot_aggregates(summaries[0], tmp_path / "single.png")
     assert (tmp_path / "single.png").stat().st_size > 0
+
+
+def test_table_of_one_seed_says_so_instead_of_a_zero_spread():
+    summary = summarize({"mpe-simple_spread": [40.0], "mpe-simple_tag": [10.0]}, name="cfcql", reps=50)
+    table = format_table(summary)
+    assert "40.0 (1 seed)" in table and "± 0.0" not in table
+    assert "one seed per task: no spread" in table.splitlines()[-1]
+    three = summarize({"mpe-simple_spread": [40.0, 42.0, 44.0]}, name="cfcql", reps=50)
+    assert "42.0 ± 2.0" in format_table(three) and "one seed" not in format_table(three)

@@ -153,7 +153,12 @@ def format_table(summary: Summaries, *, digits: int = 1) -> str:
         cells = [task]
         for s in by_algo.values():
             t = s.tasks.get(task)
-            cells.append("-" if t is None else f"{_fmt(t.mean, digits)} ± {_fmt(t.std, digits)}")
+            if t is None:
+                cells.append("-")
+            elif t.n < 2:  # one seed has no spread: say so rather than print ± 0.0
+                cells.append(f"{_fmt(t.mean, digits)} (1 seed)")
+            else:
+                cells.append(f"{_fmt(t.mean, digits)} ± {_fmt(t.std, digits)}")
         rows.append(cells)
     aggregate_rows = []
     for stat in ("iqm", "mean", "median"):
@@ -170,7 +175,9 @@ def format_table(summary: Summaries, *, digits: int = 1) -> str:
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
     metrics = {s.metric for s in by_algo.values()}
     title = f"{' / '.join(sorted(metrics))} (mean ± std over seeds)"
-    return "\n".join([title, line(header), rule, *map(line, rows), rule, *map(line, aggregate_rows)]) + "\n"
+    one_seed = all(t.n < 2 for s in by_algo.values() for t in s.tasks.values())
+    footer = [f"(one seed per task: no spread, and the {level}s above have no width; evaluate >= 3 seeds to compare)"] if one_seed else []
+    return "\n".join([title, line(header), rule, *map(line, rows), rule, *map(line, aggregate_rows), *footer]) + "\n"
 
 
 def plot_aggregates(summary: Summaries, path: str | os.PathLike[str], *, title: str | None = None) -> None:
