@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=32, help="episodes per evaluation (>= 32 for reported numbers)")
     p.add_argument("--seed", type=int, default=10_000, help="seed of the evaluation episodes")
     p.add_argument("--json", help="write marl-eval-compatible JSON here")
+    p.add_argument("--jsonl", action="store_true",
+                   help="machine-readable stdout: one JSON line per evaluated run (the table then goes to stderr)")
     p.add_argument("--plot", help="write the aggregate plot (PNG) here")
     p.add_argument("--actors", type=int, default=0, help="run episodes (or LLM generations) on this many Ray actors")
 
@@ -352,13 +354,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         task = f"{algo.data.env_id}/{algo.data.dataset_id.rsplit('/', 1)[-1]}"
         results.setdefault(exp.algo.rsplit(":", 1)[-1], {}).setdefault(task, {})[exp.run.seed] = result
-        print(json.dumps({**result.to_dict(), "run": str(run.path), "task": task, "run_seed": exp.run.seed}))
+        if args.jsonl:
+            print(json.dumps({**result.to_dict(), "run": str(run.path), "task": task, "run_seed": exp.run.seed}))
+        else:  # progress on stderr; stdout keeps the table
+            score = result.normalized_score if result.normalized_score is not None else result.mean_return
+            what = "normalized score" if result.normalized_score is not None else "return"
+            print(f"{run.path.name}: {task}, seed {exp.run.seed}: {what} {score:.1f} over {args.episodes} episodes", file=sys.stderr)
     if not llm and not results:
         raise UsageError("none of the runs given could be evaluated (see the warnings above)")
     if llm:
         from rlcf.eval.llm import format_split_table, plot_reward_curves
 
-        print(format_split_table({Path(k).name: v for k, v in llm.items()}))
+        if args.jsonl:
+            for k, v in llm.items():
+                print(json.dumps({"run": k, **{s: sc.as_dict() | {"rows": sc.rows} for s, sc in v.items()}}))
+        print(format_split_table({Path(k).name: v for k, v in llm.items()}), file=sys.stderr if args.jsonl else sys.stdout)
         if args.json:
             from rlcf.atomic import atomic_write_text
 
@@ -377,7 +387,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         r.normalized_score is not None for s in suites for per in s.results.values() for r in per.values()
     ) else "return"
     summaries = [s.summary(metric) for s in suites]
-    print(format_table(summaries), file=sys.stderr)
+    print(format_table(summaries), file=sys.stderr if args.jsonl else sys.stdout)
     if args.json:
         to_marl_eval_json(suites, args.json)
     if args.plot:

@@ -28,7 +28,7 @@ TINY_DEFACTO = [
     "config.sft_epochs=1",
     "config.train_docs=4",
     "config.eval_docs=3",
-    "config.prompts_per_step=2",
+    "config.prompts_per_step=3",  # the README's YAML takes whole examples (3 variants) per step
     "config.num_generations=2",
     "config.max_completion_length=8",
     "config.eval_max_new_tokens=8",
@@ -104,7 +104,7 @@ def test_collect_train_eval_as_the_readme_chains_them(tmp_path, capsys, monkeypa
     stale.mkdir()
     (stale / "config.yaml").write_text((run / "config.yaml").read_text())
     folders = sorted(str(p) for p in Path("runs/bc").glob("spread-medium-*"))
-    assert main(["--quiet", "eval", *folders, "--episodes", "2"]) == 0
+    assert main(["--quiet", "eval", *folders, "--episodes", "2", "--jsonl"]) == 0
     captured = capsys.readouterr()
     assert f"warning: skipping '{stale}': it has no checkpoint" in captured.err
     rows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]

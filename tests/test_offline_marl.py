@@ -169,7 +169,10 @@ def test_rlcf_eval_reports_runs_from_their_folders(datasets, tmp_path, capsys):
     out, plot = tmp_path / "marl_eval.json", tmp_path / "scores.png"
     assert main(["eval", *folders, "--episodes", "4", "--json", str(out), "--plot", str(plot)]) == 0
     captured = capsys.readouterr()
-    rows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert "IQM" in captured.out and "seed 1: normalized score" in captured.err  # the table on stdout, progress on stderr
+    assert main(["eval", *folders, "--episodes", "4", "--jsonl"]) == 0  # machine-readable stdout
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [r["run_seed"] for r in rows] == [0, 1] and all(r["task"] == "mpe-simple_spread/expert-v0" for r in rows)
     assert "IQM" in captured.err
     data = json.loads(out.read_text())
