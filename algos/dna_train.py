@@ -29,6 +29,13 @@ a pair whose other side is dead:
 - ``halve``: the paper's formula read literally, ``S_target = S_live / 2`` ⇒ α = 1/2;
 - ``drop``: the whole pair gets zero advantages (the pair-level analogue of dynamic sampling).
 
+**Dynamic sampling** (``dynamic_sampling: true``, DAPO's, at the pair level): after scoring, pairs with a dead side
+are dropped and fresh pairs are generated and scored in their place, up to ``dynamic_max_rounds`` extra generations
+per step, so every pair the loss sees pulls on both sides. A batch still short keeps some dead pairs (zero advantage,
+as without the option) and the share is logged (``dna/dead_pairs_kept``, with ``dna/first_draw_live_pairs`` and
+``dna/dynamic_rounds``). Refill pairs are drawn from the train set by (seed, step, round, process), so a resumed run
+draws the same ones. Text generations only.
+
 ``S`` counts as zero below ``pair_eps``. Logged per step: ``dna/S_real``, ``dna/S_cf``, ``dna/alpha_real``,
 ``dna/alpha_cf`` (over live pairs), ``dna/degenerate_pairs`` (share), ``dna/reward_real``, ``dna/reward_cf``.
 
@@ -233,7 +240,10 @@ def _dna_trainer_class() -> Any:
         with ``side`` and ``pair_id`` columns.
         """
 
-        def __init__(self, *args: Any, advantage: str = "pair_l1", degenerate: str = "keep", pair_eps: float = 1e-6, **kwargs: Any):
+        def __init__(
+            self, *args: Any, advantage: str = "pair_l1", degenerate: str = "keep", pair_eps: float = 1e-6,
+            dynamic_sampling: bool = False, dynamic_max_rounds: int = 3, **kwargs: Any,
+        ):
             if advantage not in ADVANTAGES:
                 raise UsageError(f"unknown advantage normalization {advantage!r}; valid: {', '.join(ADVANTAGES)}")
             if degenerate not in DEGENERATE_RULES:
@@ -247,9 +257,19 @@ def _dna_trainer_class() -> Any:
             data = kwargs.get("train_dataset")
             if data is not None:
                 _check_layout(data)
+            if dynamic_max_rounds < 0:
+                raise UsageError(f"dynamic_max_rounds must be >= 0, got {dynamic_max_rounds}")
             self.dna_advantage, self.dna_degenerate, self.dna_eps = advantage, degenerate, pair_eps
+            self.dna_dynamic, self.dna_max_rounds = dynamic_sampling, dynamic_max_rounds
             self._dna_rewards: Any = None
             super().__init__(*args, **kwargs)
+            if dynamic_sampling:
+                local = self.args.per_device_train_batch_size * self.args.steps_per_generation
+                if local % (2 * self.num_generations):
+                    raise UsageError(
+                        f"dynamic_sampling keeps whole pairs on each process, but a process holds {local} completions, not a "
+                        f"multiple of 2 × num_generations = {2 * self.num_generations}; change the batch size"
+                    )
 
         def _get_train_sampler(self, dataset: Any = None) -> Any:
             dataset = self.train_dataset if dataset is None else dataset
@@ -263,26 +283,115 @@ def _dna_trainer_class() -> Any:
             self._dna_rewards = out  # gathered over processes, global order: the pair layout lives here
             return out
 
+        def _scored_rewards(self) -> Any:
+            """The last generation's total rewards, global order (NaN where every reward function gave None)."""
+            import torch
+
+            per_func = self._dna_rewards
+            rewards = (per_func * self.reward_weights.to(per_func.device).unsqueeze(0)).nansum(dim=1)
+            rewards[torch.isnan(per_func).all(dim=1)] = torch.nan
+            return rewards.cpu()
+
+        def _local_rewards(self, out: Any) -> Any:
+            local = out["advantages"].shape[0]
+            start = self.accelerator.process_index * local
+            return self._scored_rewards()[start : start + local]
+
+        def _live_pairs(self, rewards: Any) -> Any:
+            """Per pair of ``rewards`` (local rows, whole pairs): True when neither side's group is all-equal."""
+            _, stats = compute_advantages(rewards, self.num_generations, "group", "keep", self.dna_eps)
+            return ~stats["degenerate"]
+
+        def _refill_rows(self, round_: int, pairs: int) -> list[dict[str, Any]]:
+            """``pairs`` pairs drawn afresh from the train set, each row repeated ``num_generations`` times in the
+            sampler's layout. The draw is a function of (seed, step, round, process): resuming redraws the same."""
+            rng = np.random.default_rng([self.args.seed, self.state.global_step, round_, self.accelerator.process_index, 7])
+            chosen = rng.choice(len(self.train_dataset) // 2, size=pairs, replace=len(self.train_dataset) // 2 < pairs)
+            rows: list[dict[str, Any]] = []
+            for p in chosen.tolist():
+                for k in (2 * p, 2 * p + 1):
+                    rows.extend([self.train_dataset[k]] * self.num_generations)
+            return rows
+
+        def _dynamic_batch(self, inputs: Any, out: Any) -> tuple[Any, Any, dict[str, float], Any]:
+            """DAPO's dynamic sampling at the pair level: keep the pairs with no dead side; while fewer than the
+            batch's pairs are live, generate fresh pairs (at most ``dynamic_max_rounds`` extra generations, decided
+            together on every process) and keep theirs. A batch still short is topped up with the first draw's dead
+            pairs (they carry zero advantage, as without dynamic sampling)."""
+            import torch
+
+            g2 = 2 * self.num_generations
+            rewards = self._local_rewards(out)
+            want = rewards.numel() // g2
+            live = self._live_pairs(rewards)
+            kept = [(0, out, rewards, [int(i) for i in torch.nonzero(live).flatten()])]
+            sizes = [rewards.numel()]
+            have = len(kept[0][3])
+            first_live = have / max(want, 1)
+            rounds = 0
+            while rounds < self.dna_max_rounds:
+                short = torch.tensor([max(want - have, 0)], device=self.accelerator.device)
+                if int(self.accelerator.gather(short).max()) == 0:
+                    break
+                rounds += 1
+                extra = super()._generate_and_score_completions(self._refill_rows(rounds, want))
+                r = self._local_rewards(extra)
+                idx = [int(i) for i in torch.nonzero(self._live_pairs(r)).flatten()][: max(want - have, 0)]
+                kept.append((rounds, extra, r, idx))
+                sizes.append(r.numel())
+                have += len(idx)
+            dead = [i for i in range(want) if not bool(live[i])][: max(want - have, 0)]
+            kept.append((0, out, rewards, dead))
+            parts = [k for k in kept if k[3]]
+            batch = _concat_pairs([(o, idx) for _, o, _, idx in parts], self.num_generations, self._tokenizer.pad_token_id)
+            local_rewards = torch.cat([r.view(-1, g2)[idx].reshape(-1) for _, _, r, idx in parts])
+            mask = batch["completion_mask"] * batch["tool_mask"] if "tool_mask" in batch else batch["completion_mask"]
+            batch["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+            global_rewards = self.accelerator.gather(local_rewards.to(self.accelerator.device)).cpu()
+            # Where each kept row came from (generation call, row in that call's local output), for the logs.
+            sources = [(c, i * g2 + j) for c, _, _, idx in parts for i in idx for j in range(g2)]
+            info = {"dna/dynamic_rounds": float(rounds), "dna/first_draw_live_pairs": first_live, "dna/dead_pairs_kept": len(dead) / max(want, 1)}
+            return batch, global_rewards, info, (sources, sizes)
+
         def _generate_and_score_completions(self, inputs: Any) -> Any:
             import torch
 
             out = super()._generate_and_score_completions(inputs)
             if not self.model.training or self._dna_rewards is None:
                 return out
-            per_func = self._dna_rewards
-            rewards = (per_func * self.reward_weights.to(per_func.device).unsqueeze(0)).nansum(dim=1)
-            rewards[torch.isnan(per_func).all(dim=1)] = torch.nan
-            adv, stats = compute_advantages(rewards.cpu(), self.num_generations, self.dna_advantage, self.dna_degenerate, self.dna_eps)
+            info: dict[str, float] = {}
+            origin = None
+            if self.dna_dynamic:
+                out, rewards, info, origin = self._dynamic_batch(inputs, out)
+            else:
+                rewards = self._scored_rewards()
+            adv, stats = compute_advantages(rewards, self.num_generations, self.dna_advantage, self.dna_degenerate, self.dna_eps)
             local = out["advantages"].shape[0]
             start = self.accelerator.process_index * local
-            out["advantages"] = adv[start : start + local].to(out["advantages"].device, out["advantages"].dtype)
-            # TRL logged its own advantages for the completions table; log the ones the loss uses instead.
+            mine = adv[start : start + local]
+            out["advantages"] = mine.to(out["advantages"].device, out["advantages"].dtype)
+            # TRL logged its own advantages for the completions table; log the ones the loss uses instead (0 for
+            # completions that dynamic sampling generated but left out of the batch).
+            if origin is None:
+                used = adv.tolist()
+            else:
+                sources, sizes = origin
+                per_call = [torch.zeros(n) for n in sizes]
+                for value, (c, row) in zip(mine.tolist(), sources):
+                    per_call[c][row] = value
+                used = torch.cat([self.accelerator.gather(v.to(self.accelerator.device)).cpu() for v in per_call]).tolist()
             logged = self._logs["advantages"]
-            for _ in range(min(len(adv), len(logged))):
+            for _ in range(min(len(used), len(logged))):
                 logged.pop()
-            logged.extend(adv.tolist())
+            logged.extend(used)
+            self._log_dna(rewards, stats, info)
+            return out
+
+        def _log_dna(self, rewards: Any, stats: dict[str, Any], info: dict[str, float]) -> None:
+            import torch
+
             metrics = self._metrics["train"]
-            g = rewards.view(-1, self.num_generations).cpu()
+            g = rewards.view(-1, self.num_generations)
             metrics["dna/reward_real"].append(float(torch.nanmean(g[0::2])))
             metrics["dna/reward_cf"].append(float(torch.nanmean(g[1::2])))
             metrics["dna/S_real"].append(float(stats["S_real"].mean()))
@@ -292,9 +401,48 @@ def _dna_trainer_class() -> Any:
                 metrics["dna/alpha_real"].append(float(stats["alpha_real"][live].mean()))
                 metrics["dna/alpha_cf"].append(float(stats["alpha_cf"][live].mean()))
             metrics["dna/degenerate_pairs"].append(float(stats["degenerate"].float().mean()))
-            return out
+            for k, v in info.items():
+                metrics[k].append(v)
 
     return DNAGRPOTrainer
+
+
+
+def _concat_pairs(parts: list[tuple[dict[str, Any], list[int]]], num_generations: int, pad_token_id: int | None) -> dict[str, Any]:
+    """Row-wise concatenation of chosen pairs from several of TRL's generation outputs (one process's rows).
+
+    ``parts`` holds ``(output, pair indices)``; a pair is ``2 · num_generations`` consecutive rows. Token tensors
+    are padded to the longest: prompts on the left (TRL left-pads them), everything else on the right; ids with
+    the pad token, masks and log-probabilities with 0, a tool mask with 1. Scalars are left to the caller.
+    """
+    import torch
+
+    g2 = 2 * num_generations
+    keys = [k for k, v in parts[0][0].items() if torch.is_tensor(v) and v.ndim > 0]
+    other = [k for k, v in parts[0][0].items() if k not in keys and k != "num_items_in_batch" and v is not None]
+    if other:
+        raise UsageError(f"dynamic_sampling supports text-only generations; TRL's output also holds {other}")
+    out: dict[str, Any] = {}
+    for key in keys:
+        pieces = []
+        for o, idx in parts:
+            t = o[key]
+            rows = torch.cat([torch.arange(i * g2, (i + 1) * g2) for i in idx]).to(t.device)
+            pieces.append(t.index_select(0, rows))
+        if pieces[0].ndim > 1:
+            width = max(p.shape[1] for p in pieces)
+            value = (pad_token_id or 0) if key.endswith("_ids") else 1 if key == "tool_mask" else 0
+            left = key.startswith("prompt")
+            padded = []
+            for p in pieces:
+                gap = width - p.shape[1]
+                if gap:
+                    fill = torch.full((p.shape[0], gap, *p.shape[2:]), value, dtype=p.dtype, device=p.device)
+                    p = torch.cat([fill, p] if left else [p, fill], dim=1)
+                padded.append(p)
+            pieces = padded
+        out[key] = torch.cat(pieces, dim=0)
+    return out
 
 
 def _check_layout(data: Any) -> None:
@@ -367,6 +515,12 @@ class DNATrainConfig(LLMConfigChecks):
     advantage: str = option("pair_l1", "Advantage normalization: pair_l1 (DNA), group (GRPO/DAPO baseline) or none (r - mean).")
     degenerate: str = option("keep", "Live side of a pair whose other group is all-equal: keep (α=1), halve (α=1/2), drop (α=0).")
     pair_eps: float = option(1e-6, "A group with mean |advantage| at most this is degenerate.")
+    dynamic_sampling: bool = option(
+        False,
+        "DAPO's dynamic sampling, per pair: drop pairs with a dead side (a group whose rewards are all equal) and refill the "
+        "batch with freshly generated pairs, up to dynamic_max_rounds extra generations per step.",
+    )
+    dynamic_max_rounds: int = option(3, "With dynamic_sampling: the most extra generations per step (a batch still short keeps dead pairs).")
     num_generations: int = option(8, "Completions per prompt (each side's group).")
     pairs_per_step: int = option(4, "Pairs per optimizer step (batch = 2 × pairs × generations completions).")
     max_completion_length: int = option(24, "Longest completion, in tokens.")
@@ -392,6 +546,7 @@ class DNATrainConfig(LLMConfigChecks):
         require(self.sft_batch_size % 2 == 0, "sft_batch_size", f"must be even (half real, half cf), got {self.sft_batch_size}")
         require(self.advantage in ADVANTAGES, "advantage", f"must be one of {', '.join(ADVANTAGES)}, got {self.advantage!r}")
         require(self.degenerate in DEGENERATE_RULES, "degenerate", f"must be one of {', '.join(DEGENERATE_RULES)}, got {self.degenerate!r}")
+        require(self.dynamic_max_rounds >= 0, "dynamic_max_rounds", f"must be >= 0, got {self.dynamic_max_rounds}")
         require(self.epsilon_high >= self.epsilon, "epsilon_high", f"must be >= epsilon ({self.epsilon}), got {self.epsilon_high}")
         require(self.facts_per_doc >= 2, "facts_per_doc", f"must be >= 2, got {self.facts_per_doc}")
         require(self.layout in ("people", "profile"), "layout", f"must be people or profile, got {self.layout!r}")
@@ -518,6 +673,8 @@ class DNATrain(LLMAlgorithm, Algorithm):
             advantage=config.advantage,
             degenerate=config.degenerate,
             pair_eps=config.pair_eps,
+            dynamic_sampling=config.dynamic_sampling,
+            dynamic_max_rounds=config.dynamic_max_rounds,
         )
 
     @classmethod

@@ -300,6 +300,63 @@ def test_completions_table_logs_the_advantages_the_loss_uses(tmp_path):
 # ---------------------------------------------------------------------------------------------------- trainer
 
 
+def test_concat_pairs_pads_prompts_left_and_completions_right():
+    from rlcf.algos.dna_train import _concat_pairs
+
+    a = {"prompt_ids": torch.tensor([[5, 6]] * 4), "prompt_mask": torch.ones(4, 2, dtype=torch.long),
+         "completion_ids": torch.tensor([[7]] * 4), "completion_mask": torch.ones(4, 1, dtype=torch.long), "advantages": torch.zeros(4),
+         "num_items_in_batch": torch.tensor(4), "num_images": None}
+    b = {"prompt_ids": torch.tensor([[1, 2, 3]] * 4), "prompt_mask": torch.ones(4, 3, dtype=torch.long),
+         "completion_ids": torch.tensor([[8, 9]] * 4), "completion_mask": torch.ones(4, 2, dtype=torch.long), "advantages": torch.ones(4),
+         "num_items_in_batch": torch.tensor(8), "num_images": None}
+    out = _concat_pairs([(a, [0]), (b, [0])], num_generations=2, pad_token_id=0)  # one pair = 4 rows from each
+    assert out["prompt_ids"][0].tolist() == [0, 5, 6] and out["prompt_mask"][0].tolist() == [0, 1, 1]  # left
+    assert out["completion_ids"][0].tolist() == [7, 0] and out["completion_mask"][0].tolist() == [1, 0]  # right
+    assert out["prompt_ids"][4].tolist() == [1, 2, 3] and out["advantages"].tolist() == [0.0] * 4 + [1.0] * 4
+    assert "num_items_in_batch" not in out  # the caller recounts it
+    with pytest.raises(UsageError, match="text-only"):
+        _concat_pairs([({**a, "pixel_values_list": [1]}, [0])], num_generations=2, pad_token_id=0)
+
+
+def test_dynamic_sampling_refills_the_batch_with_pairs_that_have_no_dead_side(tmp_path):
+    """DAPO's dynamic sampling per pair: a reward that is constant on half the pairs (a dead side) leaves, without
+    it, dead pairs in most batches; with it every batch the loss sees is live, and the completions table still
+    logs one advantage per generated completion (0 for those left out)."""
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    from rlcf.algos.dna_train import DNAGRPOTrainer
+    from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm, load_model
+
+    torch.set_num_threads(1)
+    rows = pair_rows(grounded_pair_rows("train", 12, seed=0))
+    live_ids = {r["pair_id"] for r in rows[0::4]}  # every other pair is live
+
+    def live_on_half_the_pairs(completions, pair_id, **kwargs):  # a live group scores [0, 3], a dead one [1, 1]
+        return [3.0 * (i % 2) if pid in live_ids else 1.0 for i, pid in enumerate(pair_id)]
+
+    def run(dynamic: bool):
+        path = build_tiny_lm(tmp_path / f"m{dynamic}", [r["prompt"] + completion_for(r) for r in rows], TinyLMConfig(hidden_size=32, layers=1, intermediate_size=64))
+        model, tok = load_model(path)
+        args = GRPOConfig(output_dir=str(tmp_path / f"o{dynamic}"), per_device_train_batch_size=8, num_generations=2, max_steps=4,
+                          max_completion_length=4, use_cpu=True, bf16=False, report_to="none", remove_unused_columns=False,
+                          logging_steps=1, save_strategy="no", seed=3)
+        trainer = DNAGRPOTrainer(model=model, reward_funcs=[live_on_half_the_pairs], args=args, train_dataset=Dataset.from_list(rows),
+                                 processing_class=tok, advantage="none", dynamic_sampling=dynamic, dynamic_max_rounds=8)
+        trainer.train()
+        return trainer, [h for h in trainer.state.log_history if "dna/degenerate_pairs" in h]
+
+    plain, plain_logs = run(False)
+    assert max(h["dna/degenerate_pairs"] for h in plain_logs) > 0  # without it, dead pairs reach the loss
+    dyn, logs = run(True)
+    assert len(logs) == 4 and all(h["dna/degenerate_pairs"] == 0 for h in logs)
+    assert min(h["dna/first_draw_live_pairs"] for h in logs) < 1 and max(h["dna/dynamic_rounds"] for h in logs) >= 1
+    # The table (TRL keeps the last generation's rows) pairs each logged completion with the advantage it got: a
+    # refill's live pair ±1.5, a completion left out 0.
+    adv = list(dyn._logs["advantages"])
+    assert len(adv) == len(dyn._logs["prompt"]) and set(adv) <= {-1.5, 0.0, 1.5} and any(a != 0 for a in adv)
+
+
 def test_bad_configs_fail_before_training(tmp_path):
     base = [f"run.out_dir={tmp_path}", *TINY]
     with pytest.raises(ConfigError, match="advantage"):
