@@ -584,12 +584,14 @@ class LLMAlgorithm:
         from rlcf.eval.llm import format_split_table
         from rlcf.reward_set import RewardSet
         from rlcf.runtime.distributed import barrier, fit_with_torchrun, is_lead, launched_by_torchrun, wants_workers
+        from rlcf.runtime.threads import set_torch_threads
         from rlcf.seeding import seed_everything
 
         c, rc = experiment.config, experiment.run
         if wants_workers(rc) > 1 and not launched_by_torchrun():
             return fit_with_torchrun(cls, experiment, run, resume)
         lead = is_lead()  # under torchrun: rank 0 builds, evaluates, logs and writes; every rank trains
+        set_torch_threads(rc.threads)
         device = resolve_device(rc.device)
         gpu = device.type == "cuda"
         seed_everything(rc.seed)

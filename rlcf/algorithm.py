@@ -95,6 +95,7 @@ class StepAlgorithm(Algorithm):
         """Train (``parallel``: the :class:`~rlcf.runtime.distributed.DataParallel` of a Ray Train worker)."""
         from rlcf.device import resolve_device
         from rlcf.progress import progress
+        from rlcf.runtime.threads import set_torch_threads
         from rlcf.seeding import rng_state, seed_everything, set_rng_state
 
         rc = experiment.run
@@ -104,6 +105,7 @@ class StepAlgorithm(Algorithm):
             if wants_workers(rc):
                 return fit_with_ray_train(cls, experiment, run, resume)
         lead = parallel is None or parallel.rank == 0  # the one process that logs, evaluates and checkpoints
+        set_torch_threads(rc.threads)  # a Ray Train worker gets the CPUs Ray assigned it
         if parallel is not None:
             from ray.train.torch import get_device
 

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=("auto", "hf", "vllm"))
     p.add_argument("--actors", type=int, default=1, help="Ray actors, one model copy each (0: no Ray, this process)")
     p.add_argument("--gpus-per-actor", type=float, default=0.0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (and Ray CPUs) per actor")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (and Ray CPUs) per actor; 0: the CPU share (1 per Ray actor)")
     p.add_argument("--prompts-per-shard", type=int, default=4)
     p.add_argument("--out", required=True, help="output folder (rollouts.parquet + meta.json)")
     p.add_argument("--overwrite", action="store_true")

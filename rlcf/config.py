@@ -415,11 +415,12 @@ class RunConfig:
     tensorboard: bool = option(True, "Also write metrics as TensorBoard event files under <run>/tb.")
     num_gpus: int = option(0, "Data-parallel training on this many GPUs (Ray Train workers for step algorithms); 0: one process.")
     num_workers: int = option(0, "Without num_gpus: data-parallel training on this many CPU workers of 1 CPU each (Ray Train); 0: one process.")
+    threads: int = option(0, "torch CPU threads of each training process; 0: its CPU share (OMP_NUM_THREADS if set, inside Ray the CPUs Ray assigned, else the CPUs the process may run on).")
 
     # Fields that may change when a run is resumed (extending a run, changing cadence or hardware).
     RESUMABLE: typing.ClassVar[frozenset[str]] = frozenset(
         {"total_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "device", "tensorboard",
-         "num_gpus", "num_workers"}
+         "num_gpus", "num_workers", "threads"}
     )
 
     def __post_init__(self) -> None:
@@ -431,6 +432,7 @@ class RunConfig:
         require(self.checkpoint_every > 0, "checkpoint_every", f"must be > 0, got {self.checkpoint_every}")
         require(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
         require(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
+        require(self.threads >= 0, "threads", f"must be >= 0 (0: the process's CPU share), got {self.threads}")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
         require("/" not in self.name and self.name not in (".", ".."), "name", f"{self.name!r} must not contain '/'")
 

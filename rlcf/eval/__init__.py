@@ -1,7 +1,8 @@
 """Evaluation: run policies on env specs and suites, score them, aggregate over seeds and report.
 
-- :mod:`rlcf.eval.stats`: normalized score, interquartile mean (IQM), stratified-bootstrap confidence
-  intervals (Agarwal et al., NeurIPS 2021, rliable's method) and per-algorithm summaries. Pure numpy.
+- :mod:`rlcf.eval.stats`: normalized score, interquartile mean (IQM), optimality gap, stratified-bootstrap
+  confidence intervals (Agarwal et al., NeurIPS 2021, rliable's definitions) and per-algorithm summaries.
+  Pure numpy.
 - :mod:`rlcf.eval.runner`: :func:`evaluate_policy` (≥ 32 episodes with fixed seeds, per-episode team returns)
   and :func:`evaluate_suite` (every task × seed of a suite).
 - :mod:`rlcf.eval.report`: marl-eval-compatible JSON, an aggregate plot (PNG) and a plain-text table.
@@ -25,6 +26,7 @@ from rlcf.eval.stats import (
     TaskSummary,
     iqm,
     normalized_score,
+    optimality_gap,
     sample_std,
     stratified_bootstrap_ci,
     summarize,
@@ -44,6 +46,7 @@ __all__ = [
     "iqm",
     "marl_eval_data",
     "normalized_score",
+    "optimality_gap",
     "plot_aggregates",
     "sample_std",
     "stratified_bootstrap_ci",

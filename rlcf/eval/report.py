@@ -134,8 +134,8 @@ def _fmt(x: float, digits: int) -> str:
 def format_table(summary: Summaries, *, digits: int = 1) -> str:
     """A plain-text table: one row per task ("mean ± std" over seeds per algorithm), then aggregate rows.
 
-    The aggregate rows are IQM, mean and median over all runs and tasks, each as ``point [lower, upper]`` with
-    its stratified-bootstrap interval. A task an algorithm was not evaluated on shows ``-``.
+    The aggregate rows are the IQM of all runs and tasks, and the mean and median of the per-task means, each
+    as ``point [lower, upper]`` with its stratified-bootstrap interval. A task an algorithm was not evaluated on shows ``-``.
 
     Args:
         summary: a :class:`Summary`, several (named by ``name``), or ``{algorithm: Summary}``.

@@ -175,6 +175,9 @@ class _EpisodeEvaluator:
     """Runs evaluation episodes by index (in this process, or as a Ray actor of :func:`evaluate_policy`)."""
 
     def __init__(self, spec: Any, policy: Any, seed: int, max_steps: int):
+        from rlcf.runtime.threads import set_torch_threads
+
+        set_torch_threads(load_torch=False)  # a trained policy computes with this process's CPU share
         self.spec, self.seed, self.max_steps = spec, int(seed), max_steps
         self.env = spec.make()
         self.actor = _as_policy(policy, spec, self.env, seed)

@@ -1,13 +1,26 @@
 """Score statistics: normalized scores, the interquartile mean, stratified-bootstrap intervals, summaries.
 
 Pure numpy. The aggregate protocol is the one of Agarwal et al., "Deep Reinforcement Learning at the Edge of
-the Statistical Precipice" (NeurIPS 2021, arXiv:2108.13264), which the ``rliable`` library implements:
+the Statistical Precipice" (NeurIPS 2021, arXiv:2108.13264), with the definitions of its ``rliable`` library
+(checked against **rliable 1.2.0** by ``tests/test_stats_vs_rliable.py``):
 
 - the **interquartile mean** (IQM) of all ``runs × tasks`` normalized scores pooled together: the mean of the
-  middle 50 %, robust to a few outlying runs yet using more of the data than the median;
+  middle 50 %, robust to a few outlying runs yet using more of the data than the median
+  (rliable's ``aggregate_iqm``);
+- the **mean** and the **median** of the per-task mean scores: each task weighs the same whatever its number
+  of runs (rliable's ``aggregate_mean`` and ``aggregate_median``; the median is *not* the median of the pooled
+  runs);
+- the **optimality gap**, ``γ − mean(min(score, γ))`` over all pooled runs, how far the runs fall short of the
+  target ``γ`` (rliable's ``aggregate_optimality_gap``; ``γ = 100`` on the normalized-score scale, where
+  rliable's scores run 0–1 and its ``γ = 1``);
 - **95 % stratified-bootstrap confidence intervals**: each bootstrap replicate resamples the runs of every task
   with replacement, independently per task (each task keeps its own number of runs), then recomputes the
-  statistic over the pooled replicate; the interval is the percentile interval of the replicates.
+  statistic over the replicate; the interval is the percentile interval of the replicates (rliable's
+  ``get_interval_estimates`` with ``method="percentile"``).
+
+rliable itself is not a dependency: its 1.2.0 release requires ``arch<8``, and arch 7 fails to import under
+the pandas 3 this stack pins, while arch 8 no longer accepts the ``random_state`` rliable passes. The test
+therefore re-derives rliable's definitions independently, and compares with rliable itself when it imports.
 
 Standard deviations (per-task "mean ± std over seeds") are **sample** standard deviations (``ddof=1``), the
 unbiased-variance estimate of the spread between independent runs; a single run reports ``0.0``.
@@ -29,6 +42,7 @@ __all__ = [
     "TaskSummary",
     "iqm",
     "normalized_score",
+    "optimality_gap",
     "sample_std",
     "stratified_bootstrap_ci",
     "summarize",
@@ -38,6 +52,8 @@ __all__ = [
 Scores = Union[Mapping[str, Any], np.ndarray]
 #: A statistic that reduces an array along ``axis`` (numpy's convention), e.g. :func:`iqm` or ``np.mean``.
 Statistic = Callable[..., Any]
+#: A statistic of per-task blocks: ``f([block per task]) -> array``, each block ``[..., runs of that task]``.
+_TaskStatistic = Callable[[list[np.ndarray]], np.ndarray]
 
 
 def normalized_score(returns: Any, ref_min: float, ref_max: float) -> Any:
@@ -84,6 +100,19 @@ def iqm(x: Any, axis: int | None = None) -> Any:
     return float(out) if np.ndim(out) == 0 else out
 
 
+def optimality_gap(x: Any, axis: int | None = None, gamma: float = 100.0) -> Any:
+    """Optimality gap: ``gamma − mean(min(x, gamma))``, the average shortfall from the target ``gamma``.
+
+    Scores above ``gamma`` count as ``gamma``, so exceeding the target on one task cannot hide a shortfall on
+    another. ``gamma=100`` is the expert on the normalized-score scale. ``axis=None`` pools every value.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if a.size == 0:
+        raise UsageError("optimality gap of an empty array is undefined; give at least one score")
+    out = float(gamma) - np.minimum(a, float(gamma)).mean(axis=axis)
+    return float(out) if np.ndim(out) == 0 else out
+
+
 def sample_std(x: Any) -> float:
     """Sample standard deviation (``ddof=1``) of ``x``; ``0.0`` for a single value."""
     a = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -111,13 +140,31 @@ def _as_task_scores(scores: Scores) -> dict[str, np.ndarray]:
     return out
 
 
-def _resolve_statistic(statistic: Statistic | str) -> Statistic:
+def _pooled(statistic: Statistic) -> _TaskStatistic:
+    """A statistic of all runs of all tasks pooled, as a statistic of per-task blocks."""
+    return lambda blocks: statistic(np.concatenate(blocks, axis=-1), axis=-1)
+
+
+def _task_means(blocks: list[np.ndarray]) -> np.ndarray:
+    """``[..., tasks]``: each task's mean over its runs."""
+    return np.stack([block.mean(axis=-1) for block in blocks], axis=-1)
+
+
+#: The named aggregates, with rliable's definitions (see the module docstring).
+_NAMED: dict[str, _TaskStatistic] = {
+    "iqm": _pooled(iqm),
+    "mean": lambda blocks: _task_means(blocks).mean(axis=-1),
+    "median": lambda blocks: np.median(_task_means(blocks), axis=-1),
+    "optimality_gap": _pooled(optimality_gap),
+}
+
+
+def _resolve_statistic(statistic: Statistic | str) -> _TaskStatistic:
     if callable(statistic):
-        return statistic
-    named = {"iqm": iqm, "mean": np.mean, "median": np.median}
-    if statistic not in named:
-        raise UsageError(f"unknown statistic '{statistic}'; use one of {sorted(named)} or a function f(x, axis)")
-    return named[statistic]
+        return _pooled(statistic)
+    if statistic not in _NAMED:
+        raise UsageError(f"unknown statistic '{statistic}'; use one of {sorted(_NAMED)} or a function f(x, axis)")
+    return _NAMED[statistic]
 
 
 def stratified_bootstrap_ci(
@@ -136,9 +183,11 @@ def stratified_bootstrap_ci(
     Args:
         scores: ``{task: per-run scores}`` (tasks may have different numbers of runs) or a ``[runs, tasks]``
             matrix.
-        statistic: a function ``f(x, axis=...)`` reducing an axis (``iqm``, ``np.mean``, ``np.median``), or one
-            of the names ``"iqm"``, ``"mean"``, ``"median"``. It is called once on a ``[reps, total runs]`` array
-            with ``axis=-1``, the columns grouped by task in the mapping's order.
+        statistic: one of the names ``"iqm"``, ``"mean"``, ``"median"``, ``"optimality_gap"`` (rliable's
+            aggregates: the mean and median are of the per-task means, the others pool all runs), or a function
+            ``f(x, axis=...)`` reducing an axis (``iqm``, ``np.mean``, ...), which is applied to all runs of all
+            tasks pooled: it is called once on a ``[reps, total runs]`` array with ``axis=-1``, the columns
+            grouped by task in the mapping's order.
         reps: number of bootstrap replicates.
         confidence: coverage of the interval, in (0, 1).
         seed: seed of the resampling generator (same seed, same interval).
@@ -152,12 +201,11 @@ def stratified_bootstrap_ci(
         raise UsageError(f"reps must be a positive number of bootstrap replicates, got {reps}")
     stat = _resolve_statistic(statistic)
     tasks = _as_task_scores(scores)
-    pooled = np.concatenate(list(tasks.values()))
-    point = float(stat(pooled[None, :], axis=-1)[0])
+    point = float(np.asarray(stat([values[None, :] for values in tasks.values()]), dtype=np.float64).reshape(-1)[0])
     rng = np.random.default_rng(seed)
     # One [reps, n_task] block of indices per task, drawn within that task only.
     blocks = [values[rng.integers(0, values.size, size=(int(reps), values.size))] for values in tasks.values()]
-    replicates = np.asarray(stat(np.concatenate(blocks, axis=1), axis=-1), dtype=np.float64)
+    replicates = np.asarray(stat(blocks), dtype=np.float64)
     alpha = 100.0 * (1.0 - confidence) / 2.0
     lower, upper = np.percentile(replicates, [alpha, 100.0 - alpha])
     return point, float(lower), float(upper)
@@ -204,7 +252,8 @@ class Summary:
     Attributes:
         name: the algorithm (column name in tables and plots).
         tasks: ``{task: TaskSummary}`` in the input's order.
-        iqm / mean / median: aggregates over all runs of all tasks, with their intervals.
+        iqm / mean / median: aggregates with their intervals: the IQM of all runs of all tasks pooled, the mean
+            and the median of the per-task means (rliable's definitions).
         confidence: the intervals' coverage.
         reps: bootstrap replicates behind the intervals.
         metric: what the scores are (``"normalized_score"`` or ``"return"``).

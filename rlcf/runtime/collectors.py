@@ -25,6 +25,10 @@ class EpisodeWorker:
     """Rolls out episodes of one collection plan (a Ray actor, or used directly in-process)."""
 
     def __init__(self, spec: Any, plan: CollectionPlan):
+        from rlcf.runtime.threads import set_torch_threads
+
+        # Scripted policies never import torch; trained ones do, and then use this process's CPU share.
+        set_torch_threads(load_torch=False)
         self.spec = spec
         self.plan = plan
         self.env = spec.make()

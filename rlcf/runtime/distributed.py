@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlcf.errors import RlcfError
+from rlcf.runtime.threads import thread_share
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,8 @@ def fit_with_torchrun(cls: Any, experiment: Any, run: Any, resume: bool) -> dict
     if resume:
         cmd.append("--resume")
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
+    # The workers share this machine's CPUs (each still applies an explicit run.threads).
+    env.setdefault("OMP_NUM_THREADS", str(thread_share(workers=workers).threads))
     log.info("training %s on %d processes: %s", experiment.algo, workers, " ".join(cmd))
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:

@@ -50,7 +50,9 @@ class RolloutConfig:
     reward_weights: tuple[float, ...] | None = None
     backend: str = "auto"  # "auto" | "hf" | "vllm"
     device: str = "auto"
-    threads: int = 1  # torch CPU threads per actor (actors x threads should not exceed the node's cores)
+    # torch CPU threads per actor, and the Ray CPUs each actor reserves; 0: the process's CPU share (1 CPU and
+    # 1 thread per Ray actor; in this process, OMP_NUM_THREADS or the CPUs it may run on). See rlcf.runtime.threads.
+    threads: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,6 +64,8 @@ class RolloutConfig:
             raise UsageError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise UsageError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.threads < 0:
+            raise UsageError(f"threads must be >= 0 (0: the process's CPU share), got {self.threads}")
         if self.backend not in ("auto", "hf", "vllm"):
             raise UsageError(f"backend must be one of auto, hf, vllm; got {self.backend!r}")
         if self.rewards:
@@ -81,8 +85,10 @@ class RolloutWorker:
     def __init__(self, config: RolloutConfig):
         import torch
 
+        from rlcf.runtime.threads import set_torch_threads
+
         self.config = config
-        torch.set_num_threads(max(1, config.threads))
+        set_torch_threads(config.threads)
         cuda = torch.cuda.is_available() and config.device in ("auto", "cuda") or config.device.startswith("cuda:")
         self.device = torch.device(config.device if config.device.startswith("cuda:") else ("cuda" if cuda else "cpu"))
         self.backend = config.backend
