@@ -115,3 +115,37 @@ def test_training_says_when_it_compiles_and_when_it_evaluates(tmp_path, caplog, 
         train(experiment)
     phases = [m.split(": ", 1)[1] for m in caplog.messages if m.startswith("toy_plugin:ToyRegression") and "…" in m]
     assert phases == ["compiling… (0/4)", "evaluating… (1/4)", "final evaluation… (3/4)"], caplog.messages
+
+
+# -- the LLM evaluation table ------------------------------------------------------------------------------------
+
+
+def _llm_results(*names: str) -> dict:
+    from rlcf.eval.llm import PairScores, SplitScores
+
+    splits = {"pos": SplitScores("pos", 40, 1.0, 0.0, 0.512, 1.0), "neg": SplitScores("neg", 40, 0.225, 0.225, -0.55, 0.975),
+              "random": SplitScores("random", 40, 0.985, 0.015, 0.3, 1.0)}
+    pairs = {"real": PairScores("real", 30, 0.5, 1.0), "cf": PairScores("cf", 30, 0.28, 1.0), "pair": PairScores("pair", 30, 0.17, 1.0)}
+    return {name: (pairs if "pairs" in name else splits) for name in names}
+
+
+def test_llm_table_fits_80_columns_with_run_folder_names():
+    from rlcf.eval.llm import format_split_table
+
+    names = ("grounded_qa-20261128-101500", "grounded_qa_pairs-20261128-101500")
+    lines = format_split_table(_llm_results(*names)).splitlines()
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    assert all(any(line == name for line in lines) for name in names), "each run's name whole, on its own line"
+    header = next(line for line in lines if "accuracy" in line)
+    edge = header.index("accuracy") + len("accuracy")
+    scored = [line for line in lines if line.endswith("%")]
+    assert len(scored) == 6 and all(line[edge - 1] == "%" for line in scored), "accuracy cells end under their header"
+
+
+def test_llm_table_with_short_names_is_one_row_per_model_and_split():
+    from rlcf.eval.llm import format_split_table
+
+    lines = format_split_table(_llm_results("base", "defacto")).splitlines()
+    assert lines[0].split() == ["model", "split", "rows", "accuracy", "abstention", "grounding", "format"]
+    assert lines[1].split() == ["base", "pos", "40", "100.0%", "0.0%", "0.512", "100.0%"]
+    assert len(lines) == 7 and len({len(line) for line in lines[1:]}) == 1, "\n".join(lines)
