@@ -7,7 +7,6 @@ import io
 import logging
 import re
 
-import pytest
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
