@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -76,6 +77,12 @@ class StepAlgorithm(Algorithm):
     def evaluate(self, step: int) -> Mapping[str, float]:
         """Evaluate the current policy; returns ``eval/…`` metrics. The default evaluates nothing."""
         return {}
+
+    @property
+    def compiles(self) -> bool:
+        """Whether the first :meth:`train_step` compiles (``config.compile``), so the progress bar says "compiling…"
+        meanwhile. Override it if your algorithm compiles under another switch."""
+        return bool(getattr(self.config, "compile", False))
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
@@ -141,7 +148,9 @@ class StepAlgorithm(Algorithm):
         with _StopRequests(enabled=parallel is None) as stop, \
                 progress(f"{experiment.algo} {rc.name}", total=rc.total_steps, initial=start) as bar:
             for step in range(start + 1, rc.total_steps + 1):
-                metrics = dict(algo.train_step(step))
+                # The count stands still while the first step compiles and while an evaluation runs: say why.
+                with bar.phase("compiling…") if step == start + 1 and algo.compiles else nullcontext():
+                    metrics = dict(algo.train_step(step))
                 window_steps += 1
                 if lead and (step % rc.log_every == 0 or step == rc.total_steps):
                     elapsed = time.perf_counter() - window_start
@@ -152,7 +161,8 @@ class StepAlgorithm(Algorithm):
                     window_start, window_steps = time.perf_counter(), 0
                 final.update(metrics)
                 if lead and ((rc.eval_every and step % rc.eval_every == 0) or step == rc.total_steps):
-                    scores = dict(algo.evaluate(step))
+                    with bar.phase("final evaluation…" if step == rc.total_steps else "evaluating…"):
+                        scores = dict(algo.evaluate(step))
                     run.log(scores, step)
                     final.update(scores)
                 stopping = stop.signal is not None and step < rc.total_steps

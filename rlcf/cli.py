@@ -172,9 +172,11 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
         root.setLevel(level)
         return
     if sys.stderr.isatty() and not quiet:
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        # stderr, beside the progress bars: stdout carries only results (tables, the final JSON line)
+        handler: logging.Handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -31,8 +31,15 @@ def experiment_source(arg: str) -> tuple[str | None, str | None]:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print ``rows`` under ``columns`` as a rich table (long cells wrap)."""
+    """Print ``rows`` under ``columns`` as a rich table on stdout.
+
+    On a terminal, long cells wrap to the window's width. Piped to a file or another program, every row stays on
+    one line at its full width, so run ids and paths come out whole for ``grep``, ``cut`` and diffs.
+    """
+    import sys
+
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -40,4 +47,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*(str(c) for c in row))
-    Console().print(table)
+    console = Console(file=sys.stdout)
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = Measurement.get(console, console.options.update_width(1 << 20), table).maximum
+    wide = Console(file=sys.stdout, width=max(width, len(title)), color_system=None)
+    with wide.capture() as captured:
+        wide.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

@@ -119,7 +119,7 @@ def _defacto_stage(out: Path, episodes: int) -> str:
          "run.log_every=5", *quick],
         algo="defacto",
     )
-    table = format_split_table(run.results).replace("\n", "\n      ")
+    table = format_split_table(run.results, width=74).replace("\n", "\n      ")
     return f"{table}\n      run folder: {run.path} (eval.json, metrics.jsonl; rlcf eval {run.path} --plot rewards.png)"
 
 
@@ -142,7 +142,7 @@ def _dna_stage(out: Path, episodes: int) -> str:
          "run.log_every=5", *quick],
         algo="dna-train",
     )
-    table = format_split_table(run.results).replace("\n", "\n      ")
+    table = format_split_table(run.results, width=74).replace("\n", "\n      ")
     return f"{table}\n      run folder: {run.path} (eval.json, metrics.jsonl; rlcf eval {run.path})"
 
 

@@ -155,26 +155,42 @@ def evaluate_pairs(
 _PERCENT = {"accuracy", "abstention", "format"}
 
 
-def format_split_table(results: dict[str, dict[str, Any]]) -> str:
-    """A text table: one row per (model, split); columns are the scores' fields (DeFacto's splits, DNA's pairs)."""
+def format_split_table(results: dict[str, dict[str, Any]], *, width: int = 80) -> str:
+    """A text table: one row per (model, split); columns are the scores' fields (DeFacto's splits, DNA's pairs).
+
+    Every column is as wide as its widest entry. When the rows would pass ``width`` characters (long run names),
+    each model's name goes on a line of its own above its splits instead of into a column, so no row wraps and
+    no name is cut.
+    """
     keys: list[str] = []
     for per_split in results.values():
         for s in per_split.values():
             keys += [k for k in s.as_dict() if k not in keys]
-    width = {k: max(9, len(k) + 1) for k in keys}
-    lines = [f"{'model':14s} {'split':7s} {'rows':>5s} " + " ".join(f"{k:>{width[k]}s}" for k in keys)]
+
+    def score(d: dict[str, float], k: str) -> str:
+        if k not in d:
+            return ""
+        return f"{100 * d[k]:.1f}%" if k in _PERCENT else f"{d[k]:.3f}"
+
+    body = [(name, split, str(s.rows), [score(s.as_dict(), k) for k in keys])
+            for name, per_split in results.items() for split, s in per_split.items()]
+    name_w = max([len("model"), *(len(b[0]) for b in body)])
+    split_w = max([len("split"), *(len(b[1]) for b in body)])
+    rows_w = max([len("rows"), *(len(b[2]) for b in body)])
+    score_w = [max([len(k), *(len(b[3][j]) for b in body)]) for j, k in enumerate(keys)]
+
+    def tail(split: str, rows: str, cells: Sequence[str]) -> str:
+        return "  ".join([split.ljust(split_w), rows.rjust(rows_w), *(c.rjust(w) for c, w in zip(cells, score_w))]).rstrip()
+
+    header = tail("split", "rows", keys)
+    if name_w + 2 + len(header) <= width:
+        lines = [f"{'model'.ljust(name_w)}  {header}"]
+        lines += [f"{name.ljust(name_w)}  {tail(split, rows, cells)}" for name, split, rows, cells in body]
+        return "\n".join(lines)
+    lines = [f"model\n  {header}"]
     for name, per_split in results.items():
-        for split, s in per_split.items():
-            d = s.as_dict()
-            cells = []
-            for k in keys:
-                if k not in d:
-                    cells.append(f"{'':>{width[k]}s}")
-                elif k in _PERCENT:
-                    cells.append(f"{100 * d[k]:{width[k] - 1}.1f}%")
-                else:
-                    cells.append(f"{d[k]:{width[k]}.3f}")
-            lines.append(f"{name:14s} {split:7s} {s.rows:5d} " + " ".join(cells))
+        lines.append(name)
+        lines += [f"  {tail(split, rows, cells)}" for n, split, rows, cells in body if n == name]
     return "\n".join(lines)
 
 
