@@ -52,7 +52,7 @@ def summary(values: list[float]) -> str:
 
 
 def bench_env(env_id: str, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
     from rlcf.envs.rllib_behaviour import TrainedPolicy, train_behaviour
     from rlcf.registry import envs
 

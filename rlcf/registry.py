@@ -429,7 +429,7 @@ algos: Registry[Any] = Registry("algos", "algorithm", "rlcf.algos", builtin_modu
 #: Embedded LLM tasks: ``fn(split, count, seed=0) -> rows`` (each row a ``prompt`` plus its reward columns), as envs
 #: are for the multi-agent side; rollouts and evaluation find a task here by name and import no task module.
 tasks: Registry[Any] = Registry(
-    "tasks", "LLM task", "rlcf.tasks", builtin_modules=["rlcf.envs.grounded_qa", "rlcf.envs.grounded_pairs"],
+    "tasks", "LLM task", "rlcf.tasks", builtin_modules=["rlcf.envs.text.grounded_qa", "rlcf.envs.text.grounded_pairs"],
     check=_check_callable("task"),
 )
 

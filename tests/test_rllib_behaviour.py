@@ -123,7 +123,7 @@ def _direct_actions(checkpoint: Path, module_id: str, obs: np.ndarray) -> np.nda
 
 def _observations(spec, seed: int = 3, steps: int = 4):
     """An env and the observations of a few random steps (the inputs the policies are compared on)."""
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
 
     env = spec.make()
     random = make_policy("random", spec, env.possible_agents, seed=seed, env=env)
@@ -142,7 +142,7 @@ def test_trained_policy_discrete_matches_the_module(discrete_run):
     spec = envs.get(DISCRETE)
     env, seen = _observations(spec)
     assert policies.get("trained") is TrainedPolicy
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
 
     policy = make_policy("trained", spec, env.possible_agents, seed=0, env=env, checkpoint=run)
     assert not ray.is_initialized()  # loading needs no cluster

@@ -76,7 +76,7 @@ def test_launch_without_an_address_runs_the_job_on_a_local_ray(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm
-    from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import completion_for, grounded_qa_rows
 
     out = tmp_path_factory.mktemp("model") / "lm"
     corpus = [r["prompt"] + completion_for(r) for r in grounded_qa_rows("train", 60)]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rlcf.atomic import TMP_PREFIX, atomic_dir, atomic_write_text
-from rlcf.envs.policies import BehaviourPolicy
+from rlcf.envs.behaviour.policies import BehaviourPolicy
 from rlcf.errors import UsageError
 
 if TYPE_CHECKING:
