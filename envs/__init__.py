@@ -81,14 +81,12 @@ class _MovedModule(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        warnings.warn(
-            f"{self.__name__} moved to {' / '.join(self._targets)}; import {attr} from there",
-            DeprecationWarning,
-            stacklevel=2,
-        )
         for target in self._targets:
             module = importlib.import_module(target)
             if hasattr(module, attr):
+                warnings.warn(
+                    f"{self.__name__}.{attr} moved: import it from {target}", DeprecationWarning, stacklevel=2
+                )
                 return getattr(module, attr)
         raise AttributeError(f"module {self.__name__!r} (moved to {', '.join(self._targets)}) has no attribute {attr!r}")
 

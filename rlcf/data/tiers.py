@@ -159,7 +159,7 @@ def resolve_behaviour(plan: BehaviourPlan, spec: Any) -> BehaviourPlan:
 
 def build_policy(plan: BehaviourPlan, spec: Any, agents: Sequence[str], env: Any, epsilon: float) -> Any:
     """Instantiate the behaviour of ``plan`` for ``agents`` (wrapped in epsilon-random actions if > 0)."""
-    from rlcf.envs.behaviour.policies import BehaviourPolicy, EpsilonMix
+    from rlcf.envs import BehaviourPolicy, EpsilonMix
     from rlcf.registry import policies
 
     factory = plan.factory if plan.factory is not None else policies.get(plan.policy)
