@@ -23,9 +23,8 @@ import types
 import warnings
 from typing import Any
 
-from rlcf.envs.behaviour import fitted, mpe_scripted, policies  # noqa: F401  (registration side effects)
+from rlcf.envs import behaviour, marl  # noqa: F401  (registration side effects)
 from rlcf.envs.behaviour.policies import BehaviourPolicy, EpsilonMix, RandomPolicy, make_policy
-from rlcf.envs.marl import mamujoco, mpe  # noqa: F401  (registration side effects)
 from rlcf.envs.spec import EnvSpec, TeamParallelEnv
 from rlcf.envs.suites import Suite
 from rlcf.registry import commands

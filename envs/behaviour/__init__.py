@@ -2,6 +2,8 @@
 contract with ``random`` and epsilon mixing, scripted MPE experts, MLPs fitted to them, and PPO policies trained
 with RLlib (``rlcf train-behaviour``).
 
-Importing a module registers its policies in :data:`rlcf.registry.policies`; Ray and torch load only when a trained
-policy is trained or used.
+Importing this package registers the policies in :data:`rlcf.registry.policies` (``trained`` by import path);
+Ray and torch load only when a trained policy is trained or used.
 """
+
+from rlcf.envs.behaviour import fitted, mpe_scripted, policies  # noqa: F401  (registration side effects)
