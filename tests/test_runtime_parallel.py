@@ -44,7 +44,7 @@ def test_shipped_wheel_carries_rlcf_code_but_no_requirements(tmp_path):
     assert build_wheel(tmp_path) == wheel, "an unchanged source tree reuses the cached wheel"
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
-        assert "rlcf/algos/cfcql.py" in names and "rlcf/envs/mpe.py" in names and "rlcf/reward_fns/defacto.py" in names
+        assert "rlcf/algos/cfcql.py" in names and "rlcf/envs/marl/mpe.py" in names and "rlcf/reward_fns/defacto.py" in names
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
         assert "Name: rlcf" in meta and "Requires-Dist" not in meta
         record = z.read(next(n for n in names if n.endswith("RECORD"))).decode().splitlines()
