@@ -234,16 +234,16 @@ def task_rows(config: DeFactoConfig, split: str, count: int, seed: int) -> list[
     if config.data != "embedded":
         return user_rows(config, split)[: 3 * count]
     if config.modality == "image":
-        from rlcf.envs.grounded_images import GroundedImageConfig, grounded_image_rows
+        from rlcf.envs.vision.grounded_images import GroundedImageConfig, grounded_image_rows
 
         return grounded_image_rows(split, count, seed=seed, config=GroundedImageConfig(size=config.image_size))
-    from rlcf.envs.grounded_qa import grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import grounded_qa_rows
 
     return grounded_qa_rows(split, count, seed=seed, config=qa_config(config))
 
 
 def qa_config(config: DeFactoConfig) -> Any:
-    from rlcf.envs.grounded_qa import GroundedQAConfig
+    from rlcf.envs.text.grounded_qa import GroundedQAConfig
 
     return GroundedQAConfig(
         facts_per_doc=config.facts_per_doc, two_fact_share=config.two_fact_share, mask_unit=config.mask_unit, layout=config.layout
@@ -258,7 +258,7 @@ def load_for(config: DeFactoConfig, path: str | Path, device: Any = None) -> tup
 
 
 def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
-    from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import completion_for, grounded_qa_rows
 
     if config.data != "embedded":
         from rlcf.errors import UsageError
@@ -321,10 +321,10 @@ class DeFacto(LLMAlgorithm, Algorithm):
             return [t + str(r.get("completion") or r["solution"]) for t, r in zip(texts, train_rows)]
         rows = task_rows(config, "train", 200 if config.modality == "image" else 400, seed=config.data_seed + 2000)
         if config.modality == "image":
-            from rlcf.envs.grounded_images import image_completion_for
+            from rlcf.envs.vision.grounded_images import image_completion_for
 
             return [r["prompt"][0]["content"][1]["text"] + image_completion_for(r) for r in rows]
-        from rlcf.envs.grounded_qa import completion_for
+        from rlcf.envs.text.grounded_qa import completion_for
 
         return [r["prompt"] + completion_for(r) for r in rows]
 

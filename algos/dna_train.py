@@ -559,7 +559,7 @@ class DNATrainConfig(LLMConfigChecks):
 
 
 def _task(config: DNATrainConfig) -> Any:
-    from rlcf.envs.grounded_pairs import GroundedPairsConfig
+    from rlcf.envs.text.grounded_pairs import GroundedPairsConfig
 
     return GroundedPairsConfig(
         facts_per_doc=config.facts_per_doc, num_options=config.num_options, usual_share=config.usual_share, layout=config.layout
@@ -570,7 +570,7 @@ def load_user_pairs(config: DNATrainConfig, split: str) -> list[dict[str, Any]]:
     """``config.data``'s ``split`` through ``datasets.load_dataset`` (a hub id or a local folder of
     ``<split>.jsonl`` / parquet files), validated and laid out [real, cf, …] by :func:`rlcf.envs.paired.pair_rows`."""
     from rlcf.algos.llm_trainer import load_user_rows
-    from rlcf.envs.paired import pair_rows
+    from rlcf.envs.text.paired import pair_rows
 
     name = config.train_split if split == "train" else config.eval_split
     rows = load_user_rows(config.data, name, "train_split" if split == "train" else "eval_split")
@@ -583,8 +583,8 @@ def load_user_pairs(config: DNATrainConfig, split: str) -> list[dict[str, Any]]:
 def pair_data(config: DNATrainConfig, split: str, pairs: int, seed: int, sides: tuple[str, ...] = ("real", "cf")) -> list[dict[str, Any]]:
     """Rows validated and laid out [real, cf, …] (real-only when ``sides`` is ``("real",)``): the embedded task's,
     or the first ``pairs`` pairs of ``config.data``'s split."""
-    from rlcf.envs.grounded_pairs import grounded_pair_rows
-    from rlcf.envs.paired import pair_rows
+    from rlcf.envs.text.grounded_pairs import grounded_pair_rows
+    from rlcf.envs.text.paired import pair_rows
 
     if config.data != "embedded":
         rows = load_user_pairs(config, split)[: 2 * pairs] if sides == ("real", "cf") else load_user_pairs(config, split)
@@ -594,7 +594,7 @@ def pair_data(config: DNATrainConfig, split: str, pairs: int, seed: int, sides: 
 
 
 def _sft_rows(config: DNATrainConfig) -> tuple[list[dict[str, Any]], Any]:
-    from rlcf.envs.grounded_pairs import completion_for
+    from rlcf.envs.text.grounded_pairs import completion_for
 
     seed = config.data_seed + 1
     if config.sft_data == "paired":
@@ -636,7 +636,7 @@ class DNATrain(LLMAlgorithm, Algorithm):
 
     @classmethod
     def tiny_corpus(cls, config: DNATrainConfig, train_rows: list[dict[str, Any]]) -> list[str]:
-        from rlcf.envs.grounded_pairs import completion_for
+        from rlcf.envs.text.grounded_pairs import completion_for
 
         if config.data == "embedded":
             return [r["prompt"] + completion_for(r) for r in pair_data(config, "train", 200, config.data_seed + 2000)]

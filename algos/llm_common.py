@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlcf.algos.hf_quiet import quiet_trainer, quiet_transformers
 from rlcf.config import option, require
 
 __all__ = [
@@ -117,7 +118,6 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
     model = Qwen2ForCausalLM(Qwen2Config(**kwargs)) if cfg.architecture == "qwen2" else LlamaForCausalLM(LlamaConfig(**kwargs))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     out = Path(out_dir)
-    from rlcf.algos.llm_trainer import quiet_transformers
 
     with quiet_transformers(), atomic_dir(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
@@ -234,7 +234,6 @@ def build_tiny_vlm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMCon
     pixels = image_size * image_size
     image_processor = _image_processor_class()(min_pixels=pixels, max_pixels=pixels, patch_size=14, merge_size=2, temporal_patch_size=2)
     out = Path(out_dir)
-    from rlcf.algos.llm_trainer import quiet_transformers
 
     with quiet_transformers(), atomic_dir(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
@@ -269,7 +268,6 @@ def load_vlm(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
         processor = _image_only_processor()(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
-    from rlcf.algos.llm_trainer import quiet_transformers
 
     with quiet_transformers():
         model = AutoModelForImageTextToText.from_pretrained(str(name_or_path))
@@ -285,7 +283,6 @@ def load_model(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
     tokenizer = load_tokenizer(name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    from rlcf.algos.llm_trainer import quiet_transformers
 
     with quiet_transformers():  # no weight-loading bar: rlcf's progress shows the stages
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path))
@@ -406,7 +403,6 @@ def run_sft(
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from rlcf.algos.llm_trainer import quiet_trainer, quiet_transformers
     from rlcf.atomic import atomic_dir
 
     with quiet_transformers():

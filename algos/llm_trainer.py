@@ -10,8 +10,9 @@ advantages. This module holds what they share, so that each ``fit`` says only wh
   ``config.grpo.<field>`` / ``config.sft.<field>`` — any field of TRL's dataclass, checked against it before
   any training (an unknown name is refused with the close match; a field rlcf sets from its own config names
   that field);
-- :func:`trainer_callbacks` / :func:`quiet_trainer`: TRL's logs go to the run's ``metrics.jsonl`` and
-  TensorBoard and to rlcf's progress bar (or log lines with ``--quiet``), never as raw dicts on stdout;
+- :func:`trainer_callbacks` (with :func:`rlcf.algos.hf_quiet.quiet_trainer`): TRL's logs go to the run's
+  ``metrics.jsonl`` and TensorBoard and to rlcf's progress bar (or log lines with ``--quiet``), never as raw
+  dicts on stdout;
 - :func:`latest_trainer_checkpoint`, :func:`train_resumable`, :func:`save_final`, :func:`final_or_checkpoint`;
 - :class:`LLMAlgorithm`: the stages themselves (data → model → SFT → RL → evaluation), which each algorithm
   extends through hooks; ``prompt_format`` (plain or chat-formatted prompts, :func:`as_chat`), user data
@@ -28,11 +29,12 @@ import dataclasses
 import difflib
 import logging
 import re
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlcf.algos.hf_quiet import quiet_trainer, quiet_transformers
+from rlcf.algos.llm_common import build_tiny_lm, load_model, load_tokenizer, run_sft, sft_arguments
 from rlcf.config import option, require
 from rlcf.errors import ConfigError, UsageError
 
@@ -47,8 +49,6 @@ __all__ = [
     "latest_trainer_checkpoint",
     "load_user_rows",
     "prompt_format_option",
-    "quiet_trainer",
-    "quiet_transformers",
     "save_final",
     "sft_config",
     "train_resumable",
@@ -295,7 +295,6 @@ def grpo_arguments(config: Any, run_config: Any, output_dir: Path, batch_size: i
 
 def sft_config(config: Any, run_config: Any, output_dir: Path, gpu: bool) -> Any:
     """TRL's ``SFTConfig`` for the SFT stage: rlcf's fields, then ``config.sft``'s pass-through."""
-    from rlcf.algos.llm_common import sft_arguments
 
     check_trl_fields("sft", config.sft, config)
     with quiet_transformers():
@@ -315,28 +314,6 @@ def _renamed(overrides: dict[str, Any]) -> dict[str, Any]:
     if "gradient_checkpointing" in overrides and "activation_checkpointing" not in overrides:
         overrides["activation_checkpointing"] = overrides.pop("gradient_checkpointing")
     return overrides
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Hide what a user cannot act on: transformers' v6 renaming FutureWarnings raised inside TRL, its
-    weight-loading / shard-writing bars and datasets' map bars (rlcf shows its own progress)."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    datasets_bars = datasets.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()  # TRL's per-dataset map bars ("Tokenizing train dataset", ...)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*deprecated and will be removed in v6.*", category=FutureWarning)
-        try:
-            yield
-        finally:
-            if was_enabled:
-                hf_logging.enable_progress_bar()
-            if datasets_bars:
-                datasets.enable_progress_bars()
 
 
 def trainer_callbacks(run: Any, stage: str, tally: Any = None, prefix: str = "train") -> list[Any]:
@@ -394,15 +371,6 @@ def _metric_key(prefix: str, key: str) -> str:
     if prefix == "train":
         return key if "/" in key else f"train/{key}"
     return f"{prefix}/{key}"
-
-
-def quiet_trainer(trainer: Any) -> Any:
-    """Take TRL's stdout printers off ``trainer`` (its logs reach the run through :func:`trainer_callbacks`)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    return trainer
 
 
 def latest_trainer_checkpoint(folder: Path) -> Path | None:
@@ -535,14 +503,12 @@ class LLMAlgorithm:
 
     @classmethod
     def build_tiny(cls, config: Any, path: Path, corpus: list[str], seed: int) -> None:
-        from rlcf.algos.llm_common import build_tiny_lm
 
         build_tiny_lm(path, corpus, config.tiny, seed=seed, chat=config.prompt_format == "chat")
 
     @classmethod
     def load(cls, config: Any, path: str | Path, device: Any = None) -> tuple[Any, Any]:
         """``(model, processing class)`` from a folder or hub id."""
-        from rlcf.algos.llm_common import load_model
 
         return load_model(path, device)
 
@@ -578,7 +544,6 @@ class LLMAlgorithm:
     def fit(cls, experiment: Any, run: Any, resume: bool = False) -> dict[str, Any]:
         import json
 
-        from rlcf.algos.llm_common import run_sft
         from rlcf.atomic import atomic_write_text
         from rlcf.device import resolve_device
         from rlcf.eval.llm import format_split_table
@@ -662,7 +627,6 @@ class LLMAlgorithm:
             rows = as_chat(rows, cls.instruction(c))
         if actors > 0:
             cls.check_actors(c)
-            from rlcf.algos.llm_common import load_tokenizer
             from rlcf.eval.llm import greedy_with_actors
 
             tokenizer = load_tokenizer(folder)
@@ -678,7 +642,6 @@ class LLMAlgorithm:
         """Whether this run's prompts are chat-formatted, from ``prompt_format`` and the model's tokenizer."""
         if config.prompt_format == "plain" or getattr(config, "modality", "text") != "text":
             return False
-        from rlcf.algos.llm_common import load_tokenizer
 
         return use_chat(config, load_tokenizer(model_path))
 

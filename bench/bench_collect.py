@@ -21,7 +21,7 @@ os.environ.setdefault("RLCF_QUIET", "1")
 
 
 def plain_loop(spec, episodes: int, seed: int) -> int:
-    from rlcf.envs.policies import RandomPolicy
+    from rlcf.envs.behaviour.policies import RandomPolicy
 
     env = spec.make()
     policy = RandomPolicy(spec, env.possible_agents, seed=seed, env=env.env)

@@ -1,6 +1,6 @@
 """Learning curve of the RLlib PPO behaviour policy next to the random policy, measured in the same run.
 
-For each env: train ``rlcf.envs.rllib_behaviour.train_behaviour`` for a fixed number of iterations (default
+For each env: train ``rlcf.envs.behaviour.ppo_train.train_behaviour`` for a fixed number of iterations (default
 hyperparameters unless given), roll out the ``random`` policy for ``--random-episodes`` episodes (seeds
 0..N-1) and the final checkpoint through ``TrainedPolicy`` (deterministic and stochastic) on the same seeds,
 then print the curve (iteration, env steps, team return) beside those references. Team return = sum over the
@@ -52,8 +52,9 @@ def summary(values: list[float]) -> str:
 
 
 def bench_env(env_id: str, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
-    from rlcf.envs.policies import make_policy
-    from rlcf.envs.rllib_behaviour import TrainedPolicy, train_behaviour
+    from rlcf.envs.behaviour.policies import make_policy
+    from rlcf.envs.behaviour.ppo_train import train_behaviour
+    from rlcf.envs.behaviour.trained import TrainedPolicy
     from rlcf.registry import envs
 
     spec = envs.get(env_id)

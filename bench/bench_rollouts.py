@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm
-    from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import completion_for, grounded_qa_rows
     from rlcf.runtime.cluster import ensure_ray
     from rlcf.runtime.rollouts import RolloutConfig, generate_rollouts, prompt_rows
 

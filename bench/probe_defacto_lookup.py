@@ -47,7 +47,7 @@ def main() -> None:
     p.add_argument("--pretrain-steps", type=int, default=0, help="plain LM steps on dense reading text first")
     p.add_argument("--pretrain-facts", type=int, default=6)
     p.add_argument("--vocab", type=int, default=512)
-    p.add_argument("--layout", default="people", choices=("people", "profile"), help="grounded-QA layout (see rlcf.envs.grounded_qa)")
+    p.add_argument("--layout", default="people", choices=("people", "profile"), help="grounded-QA layout (see rlcf.envs.text.grounded_qa)")
     p.add_argument("--prefix-space", action="store_true", help="tokenizer reads every piece with a leading space")
     args = p.parse_args()
 
@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm, load_model
-    from rlcf.envs.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,7 +69,7 @@ def main() -> None:
                 r["prompt"] = "\n".join(lines[1:-1]) + "\n" + lines[0] + "\n"
         return out
 
-    from rlcf.envs.grounded_qa import ATTRIBUTES, NAMES
+    from rlcf.envs.text.grounded_qa import ATTRIBUTES, NAMES
 
     def reading_text(r: np.random.Generator) -> str:
         """Dense associative recall ("pre-training" text): a numbered fact list, then one query per fact in random

@@ -35,7 +35,8 @@ def main() -> None:
 
     from rlcf.algos.defacto import DeFacto
     from rlcf.algos.llm_common import load_model
-    from rlcf.algos.llm_trainer import grpo_arguments, quiet_transformers
+    from rlcf.algos.hf_quiet import quiet_transformers
+    from rlcf.algos.llm_trainer import grpo_arguments
     from rlcf.config import load_experiment
     from rlcf.reward_set import RewardSet
 

@@ -113,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write the aggregate plot (PNG) here")
     p.add_argument("--actors", type=int, default=0, help="run episodes (or LLM generations) on this many Ray actors")
 
-    from rlcf.envs.rllib_behaviour import add_train_behaviour_parser
-
-    add_train_behaviour_parser(sub)
+    _add_registered_commands(sub)
 
     p = sub.add_parser(
         "rollout",
@@ -421,12 +419,6 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_train_behaviour(args: argparse.Namespace) -> int:
-    from rlcf.envs.rllib_behaviour import cmd_train_behaviour as run
-
-    return run(args)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from rlcf.demo import run_demo
 
@@ -457,13 +449,23 @@ COMMANDS = {
     "collect": cmd_collect,
     "show": cmd_show,
     "relabel": cmd_relabel,
-    "train-behaviour": cmd_train_behaviour,
     "eval": cmd_eval,
     "demo": cmd_demo,
     "launch": cmd_launch,
     "rollout": cmd_rollout,
     "jobs": cmd_jobs,
 }
+
+
+def _add_registered_commands(sub: Any) -> None:
+    """Add the subcommands of :data:`rlcf.registry.commands` (rlcf's ``train-behaviour``, plug-ins' own)."""
+    from rlcf.registry import commands
+
+    for name in commands.names():
+        if name in COMMANDS:
+            raise UsageError(f"command '{name}' of {commands.entry(name).path} clashes with rlcf's own '{name}'")
+        command = commands.get(name)
+        command.add_parser(sub).set_defaults(_run=command.run)
 
 
 def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -491,10 +493,14 @@ def _take_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rlcf`` console script; returns the exit code."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv, plugins = _take_plugins(argv)
+        if plugins:
+            from rlcf.plugins import load_plugins
+
+            load_plugins(plugins)  # before any name is looked up, and before the parser: a plugin may add a subcommand
+        parser = build_parser()
         # `rlcf launch` hands everything after it to the job, so argparse must not read it.
         first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
         if first is not None and argv[first] == "launch":
@@ -509,10 +515,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif extra:
             raise UsageError(f"rlcf: unrecognized arguments: {' '.join(extra)} (see 'rlcf --help')")
         args.plugin = plugins
-        if args.command is not None:
-            from rlcf.plugins import load_plugins
-
-            load_plugins(plugins)  # before any name is looked up
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -525,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     set_quiet(args.quiet)
     _setup_logging(args.quiet, args.verbose)
-    handler = COMMANDS[args.command]
+    handler = getattr(args, "_run", None) or COMMANDS[args.command]
     try:
         return handler(args)
     except UsageError as exc:

@@ -1,5 +1,6 @@
 """The command line's building blocks that ``rlcf.cli`` and ``rlcf launch`` / ``rlcf jobs``
-(:mod:`rlcf.runtime.jobs`) share: a parser whose errors are usage errors, the train/config positional, and tables.
+(:mod:`rlcf.runtime.jobs`) share: a parser whose errors are usage errors, the train/config positional, tables, and
+:class:`CliCommand`, the subcommand plug-ins register in :data:`rlcf.registry.commands`.
 
 They live here so that the CLI and the job launcher import them from one place, never from each other.
 """
@@ -7,13 +8,14 @@ They live here so that the CLI and the job launcher import them from one place, 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlcf.errors import UsageError
 
-__all__ = ["CommandParser", "experiment_source", "print_table"]
+__all__ = ["CliCommand", "CommandParser", "experiment_source", "print_table"]
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -21,6 +23,21 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """An ``rlcf`` subcommand a plug-in provides; register it under its name in :data:`rlcf.registry.commands`.
+
+    Attributes:
+        add_parser: ``fn(subparsers) -> ArgumentParser``: adds the subcommand, under the registered name, to the
+            object ``ArgumentParser.add_subparsers()`` returned.
+        run: ``fn(args) -> int``: runs it on the parsed arguments and returns the exit code (a
+            :class:`~rlcf.errors.UsageError` it raises exits with 2, like every rlcf command).
+    """
+
+    add_parser: Callable[[Any], argparse.ArgumentParser]
+    run: Callable[[argparse.Namespace], int]
 
 
 def experiment_source(arg: str) -> tuple[str | None, str | None]:

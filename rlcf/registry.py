@@ -1,5 +1,5 @@
 """One registry mechanism for everything users extend: envs, suites, behaviour policies, reward functions,
-algorithms.
+algorithms, LLM tasks and ``rlcf`` subcommands.
 
 Three ways to put an object in a registry, all equivalent once registered:
 
@@ -15,7 +15,7 @@ Three ways to put an object in a registry, all equivalent once registered:
    (any lookup also accepts such a path directly, without registering it);
 
 3. a Python entry point in the group of the registry (``rlcf.envs``, ``rlcf.suites``, ``rlcf.policies``,
-   ``rlcf.reward_fns``, ``rlcf.algos``), declared by a third-party package::
+   ``rlcf.reward_fns``, ``rlcf.algos``, ``rlcf.tasks``, ``rlcf.commands``), declared by a third-party package::
 
        [project.entry-points."rlcf.reward_fns"]
        my_reward = "my_pkg.rewards:my_reward"
@@ -47,6 +47,7 @@ __all__ = [
     "Registry",
     "RegistryEntry",
     "algos",
+    "commands",
     "envs",
     "get_registry",
     "policies",
@@ -54,6 +55,7 @@ __all__ = [
     "resolve_path",
     "rewards",
     "suites",
+    "tasks",
 ]
 
 
@@ -417,6 +419,13 @@ def _check_algorithm(name: str, obj: Any) -> None:
         raise UsageError(f"algorithm '{name}' needs a 'fit(config, run)' method; subclass rlcf.algorithm.Algorithm")
 
 
+def _check_command(name: str, obj: Any) -> None:
+    if not (callable(getattr(obj, "add_parser", None)) and callable(getattr(obj, "run", None))):
+        raise UsageError(
+            f"command '{name}' needs 'add_parser(subparsers)' and 'run(args) -> int'; use rlcf.cli_parts.CliCommand"
+        )
+
+
 envs: Registry[Any] = Registry("envs", "env", "rlcf.envs", builtin_modules=["rlcf.envs"], check=_check_callable("env"))
 suites: Registry[Any] = Registry("suites", "suite", "rlcf.suites", builtin_modules=["rlcf.envs"])
 policies: Registry[Any] = Registry(
@@ -429,15 +438,19 @@ algos: Registry[Any] = Registry("algos", "algorithm", "rlcf.algos", builtin_modu
 #: Embedded LLM tasks: ``fn(split, count, seed=0) -> rows`` (each row a ``prompt`` plus its reward columns), as envs
 #: are for the multi-agent side; rollouts and evaluation find a task here by name and import no task module.
 tasks: Registry[Any] = Registry(
-    "tasks", "LLM task", "rlcf.tasks", builtin_modules=["rlcf.envs.grounded_qa", "rlcf.envs.grounded_pairs"],
-    check=_check_callable("task"),
+    "tasks", "LLM task", "rlcf.tasks", builtin_modules=["rlcf.envs.text"], check=_check_callable("task"),
 )
+#: Subcommands plug-ins add to ``rlcf`` (:class:`rlcf.cli_parts.CliCommand`: ``add_parser(subparsers)`` and
+#: ``run(args)``); the command line builds them from here and names no plug-in module (rlcf's own
+#: ``train-behaviour`` comes from :mod:`rlcf.envs`).
+commands: Registry[Any] = Registry("commands", "command", "rlcf.commands", builtin_modules=["rlcf.envs"], check=_check_command)
 
-registries: dict[str, Registry[Any]] = {r.kind: r for r in (envs, suites, policies, rewards, algos, tasks)}
+registries: dict[str, Registry[Any]] = {r.kind: r for r in (envs, suites, policies, rewards, algos, tasks, commands)}
 
 
 def get_registry(kind: str) -> Registry[Any]:
-    """The registry for ``kind`` (``"envs"``, ``"suites"``, ``"policies"``, ``"rewards"``, ``"algos"``, ``"tasks"``)."""
+    """The registry for ``kind`` (``"envs"``, ``"suites"``, ``"policies"``, ``"rewards"``, ``"algos"``, ``"tasks"``,
+    ``"commands"``)."""
     try:
         return registries[kind]
     except KeyError:

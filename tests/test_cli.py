@@ -133,3 +133,30 @@ def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, monkeypatch):
     assert "[3] RAN DeFacto-style counterfactual GRPO" in out and "neg" in out
     assert "[4] RAN DNA-Train" in out and "pair" in out
     assert "demo finished: 4 stage(s) ran, 0 skipped" in out
+
+
+def test_subcommands_come_from_the_commands_registry(capsys):
+    """rlcf's own train-behaviour and a plug-in's command reach the CLI through rlcf.registry.commands; the
+    core command line names no plug-in module."""
+    import argparse
+    import inspect
+
+    import rlcf.cli
+    from rlcf.cli_parts import CliCommand
+    from rlcf.registry import commands
+
+    assert "rlcf.envs" not in inspect.getsource(rlcf.cli)
+    assert main(["train-behaviour", "--help"]) == 0
+    assert "PPO" in capsys.readouterr().out
+
+    def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+        p = sub.add_parser("hello", help="say hello")
+        p.add_argument("who")
+        return p
+
+    commands.register("hello", CliCommand(add_parser=add_parser, run=lambda args: print(f"hi {args.who}") or 0))
+    try:
+        assert main(["hello", "there"]) == 0
+        assert capsys.readouterr().out.strip() == "hi there"
+    finally:
+        commands.unregister("hello")

@@ -87,7 +87,7 @@ def test_tiny_model_loads_with_the_tokenizer_it_was_built_with(tmp_path):
     """transformers maps a qwen2 folder to Qwen2Tokenizer, whose own pre-tokenizer would drop ``prefix_space``;
     the tiny model's folder is marked so that ``load_model`` reads its ``tokenizer.json`` as written."""
     from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm, load_model, load_tokenizer
-    from rlcf.envs.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
 
     rows = grounded_qa_rows("train", 30, config=GroundedQAConfig(layout="profile", two_fact_share=0))
     corpus = [r["prompt"] + completion_for(r) for r in rows]
@@ -112,7 +112,7 @@ def test_sft_answer_weight_is_the_weighted_token_mean(tmp_path):
     from trl import SFTTrainer
 
     from rlcf.algos.llm_common import TinyLMConfig, _span_weighted_trainer, build_tiny_lm, load_model, sft_arguments
-    from rlcf.envs.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import GroundedQAConfig, completion_for, grounded_qa_rows
 
     rows = grounded_qa_rows("train", 30, config=GroundedQAConfig(layout="profile", two_fact_share=0))
     corpus = [r["prompt"] + completion_for(r) for r in rows]

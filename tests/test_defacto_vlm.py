@@ -10,7 +10,7 @@ import pytest
 
 from rlcf.algorithm import train
 from rlcf.config import load_experiment
-from rlcf.envs.grounded_images import COLORS, grounded_image_rows
+from rlcf.envs.vision.grounded_images import COLORS, grounded_image_rows
 from rlcf.errors import ConfigError, UsageError
 
 
@@ -77,7 +77,7 @@ def test_a_question_blind_rule_cannot_tell_neg_from_random():
 
 
 def test_picture_config_needs_a_second_square_for_random():
-    from rlcf.envs.grounded_images import GroundedImageConfig
+    from rlcf.envs.vision.grounded_images import GroundedImageConfig
     from rlcf.errors import UsageError
 
     with pytest.raises(UsageError, match=r"2 <= min_squares <= max_squares <= 4, got min_squares=1.*masks a square other than the asked one"):

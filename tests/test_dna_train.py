@@ -18,8 +18,8 @@ from rlcf.algos.dna_train import (
     group_advantages,
     pair_l1_normalize,
 )
-from rlcf.envs.grounded_pairs import GroundedPairsConfig, completion_for, grounded_pair_rows, usual_value
-from rlcf.envs.paired import pair_rows
+from rlcf.envs.text.grounded_pairs import GroundedPairsConfig, completion_for, grounded_pair_rows, usual_value
+from rlcf.envs.text.paired import pair_rows
 from rlcf.errors import ConfigError, UsageError
 
 TINY = [

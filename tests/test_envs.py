@@ -121,3 +121,33 @@ def test_unknown_env_and_bad_spec():
 def test_scripted_policies_are_registered():
     for name in ("random", "mpe-spread-expert", "mpe-tag-expert", "mpe-tag-prey", "mpe-world-expert", "mpe-world-good", "trained"):
         assert name in policies
+
+
+def test_old_module_names_still_resolve_with_a_deprecation_warning():
+    """Datasets and checkpoints written before envs/ was laid out by kind name the flat modules
+    ("rlcf.envs.rllib_behaviour:TrainedPolicy" in a behaviour plan, "rlcf.envs.fitted:fitted_tiers")."""
+    import importlib
+
+    import rlcf.envs
+    from rlcf.envs.behaviour.fitted import fitted_tiers
+    from rlcf.envs.behaviour.mpe_scripted import SpreadExpert
+    from rlcf.envs.behaviour.trained import TrainedPolicy
+    from rlcf.registry import resolve_path
+
+    for path, obj in (
+        ("rlcf.envs.rllib_behaviour:TrainedPolicy", TrainedPolicy),
+        ("rlcf.envs.mpe_scripted:SpreadExpert", SpreadExpert),
+        ("rlcf.envs.fitted:fitted_tiers", fitted_tiers),
+    ):
+        with pytest.warns(DeprecationWarning, match="moved"):
+            assert resolve_path(path) is obj
+    with pytest.warns(DeprecationWarning):
+        assert policies.get("rlcf.envs.policies:RandomPolicy") is rlcf.envs.RandomPolicy
+    with pytest.warns(DeprecationWarning):
+        from rlcf.envs.paired import pair_rows  # noqa: F401  (the import statement form)
+    for old, targets in rlcf.envs.MOVED_MODULES.items():
+        assert importlib.import_module(f"rlcf.envs.{old}") is getattr(rlcf.envs, old)
+        for target in targets:
+            importlib.import_module(target)  # every new home exists
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        rlcf.envs.mpe.nope  # noqa: B018

@@ -149,7 +149,7 @@ def spread():
 
 
 def _random_policy(spec, seed=0):
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
 
     env = spec.make()
     try:

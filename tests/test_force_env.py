@@ -11,8 +11,8 @@ import torch
 from rlcf.algorithm import train
 from rlcf.data.collect import collect_dataset
 from rlcf.data.tiers import tier_plan
-from rlcf.envs.fitted import load_snapshots
-from rlcf.envs.policies import make_policy
+from rlcf.envs.behaviour.fitted import load_snapshots
+from rlcf.envs.behaviour.policies import make_policy
 from rlcf.envs.spec import force_to_mpe
 from rlcf.errors import ConfigError, UsageError
 from rlcf.registry import envs

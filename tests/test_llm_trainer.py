@@ -148,7 +148,7 @@ def _write_split(folder: Path, name: str, rows: list[dict]) -> None:
 def test_defacto_trains_on_user_data_from_a_local_folder(tmp_path):
     """config.data: a folder of train/test jsonl files (text rows), validated before training; SFT reads its
     completion column, evaluation its test split."""
-    from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import completion_for, grounded_qa_rows
 
     keep = ("prompt", "variant", "solution", "evidence", "non_evidence")
     train_rows = [{**{k: r[k] for k in keep}, "completion": completion_for(r)} for r in grounded_qa_rows("train", 20, seed=3)]

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("mpe2")
 
-from rlcf.envs.policies import BehaviourPolicy, make_policy  # noqa: E402
+from rlcf.envs.behaviour.policies import BehaviourPolicy, make_policy  # noqa: E402
 from rlcf.registry import envs, policies  # noqa: E402
 
 ENV_IDS = [

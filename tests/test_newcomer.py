@@ -194,7 +194,7 @@ def test_plugin_policy_collects_from_the_cli(actors, tmp_path, capsys, monkeypat
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     plugin = tmp_path / "still_policy.py"
     plugin.write_text(textwrap.dedent(f"""
-        from rlcf.envs.policies import RandomPolicy
+        from rlcf.envs.behaviour.policies import RandomPolicy
         from rlcf.registry import policies
 
         @policies.register("{name}", help="test plugin")

@@ -27,7 +27,9 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_maps_the_top_level_folders_under_rlcf(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for module in ("rlcf/__init__.py", "rlcf/envs/__init__.py", "rlcf/algos/__init__.py", "rlcf/reward_fns/protocol.py",
-                   "rlcf/data/marl.py", "rlcf/eval/runner.py", "rlcf/runtime/pool.py", "rlcf/envs/behaviours/mpe-simple_spread-force.npz"):
+                   "rlcf/data/marl.py", "rlcf/eval/runner.py", "rlcf/runtime/pool.py", "rlcf/envs/marl/mpe.py",
+                   "rlcf/envs/behaviour/trained.py", "rlcf/envs/text/grounded_qa.py", "rlcf/envs/vision/grounded_images.py",
+                   "rlcf/envs/behaviour/snapshots/mpe-simple_spread-force.npz"):
         assert module in names, f"{module} missing from {wheel.name}"
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top_level == {"rlcf"}, f"the wheel must install only the rlcf namespace, found {top_level}"

@@ -19,16 +19,10 @@ pytestmark = pytest.mark.ray
 pytest.importorskip("ray.rllib")
 pytest.importorskip("mpe2")
 
-from rlcf.envs.rllib_behaviour import (  # noqa: E402
-    CHECKPOINT_META,
-    TrainedPolicy,
-    add_train_behaviour_parser,
-    cmd_train_behaviour,
-    find_checkpoint,
-    module_groups,
-    train_behaviour,
-)
-from rlcf.registry import envs, policies  # noqa: E402
+from rlcf.envs.behaviour.ppo_config import module_groups  # noqa: E402
+from rlcf.envs.behaviour.ppo_train import train_behaviour  # noqa: E402
+from rlcf.envs.behaviour.trained import CHECKPOINT_META, TrainedPolicy, find_checkpoint  # noqa: E402
+from rlcf.registry import commands, envs, policies  # noqa: E402
 
 DISCRETE, CONTINUOUS = "mpe-simple_spread-discrete", "mpe-simple_spread"
 ITERATIONS, BATCH = 2, 200  # 8 episodes of 25 steps per iteration
@@ -36,7 +30,7 @@ ITERATIONS, BATCH = 2, 200  # 8 episodes of 25 steps per iteration
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="rlcf")
-    add_train_behaviour_parser(parser.add_subparsers(dest="command"))
+    commands.get("train-behaviour").add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
 
 
@@ -53,7 +47,7 @@ def discrete_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     )
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        assert cmd_train_behaviour(args) == 0
+        assert commands.get("train-behaviour").run(args) == 0
     printed = json.loads(buffer.getvalue().strip().splitlines()[-1])
     return out / DISCRETE / "seed0", printed
 
@@ -123,7 +117,7 @@ def _direct_actions(checkpoint: Path, module_id: str, obs: np.ndarray) -> np.nda
 
 def _observations(spec, seed: int = 3, steps: int = 4):
     """An env and the observations of a few random steps (the inputs the policies are compared on)."""
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
 
     env = spec.make()
     random = make_policy("random", spec, env.possible_agents, seed=seed, env=env)
@@ -142,7 +136,7 @@ def test_trained_policy_discrete_matches_the_module(discrete_run):
     spec = envs.get(DISCRETE)
     env, seen = _observations(spec)
     assert policies.get("trained") is TrainedPolicy
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
 
     policy = make_policy("trained", spec, env.possible_agents, seed=0, env=env, checkpoint=run)
     assert not ray.is_initialized()  # loading needs no cluster
@@ -250,6 +244,9 @@ def test_cli_arguments_and_cheap_import():
         ["train-behaviour", DISCRETE, "--iterations", "3", "--seed", "2", "--out-dir", "x", "--checkpoint-every", "2"]
     )
     assert (args.env, args.iterations, args.seed, args.out_dir, args.checkpoint_every) == (DISCRETE, 3, 2, "x", 2)
-    code = "import sys, rlcf.envs.rllib_behaviour; print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
+    code = (
+        "import sys, rlcf.envs.behaviour.train_command, rlcf.envs.behaviour.ppo_train, rlcf.envs.behaviour.trained; "
+        "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

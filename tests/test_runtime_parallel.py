@@ -44,7 +44,7 @@ def test_shipped_wheel_carries_rlcf_code_but_no_requirements(tmp_path):
     assert build_wheel(tmp_path) == wheel, "an unchanged source tree reuses the cached wheel"
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
-        assert "rlcf/algos/cfcql.py" in names and "rlcf/envs/mpe.py" in names and "rlcf/reward_fns/defacto.py" in names
+        assert "rlcf/algos/cfcql.py" in names and "rlcf/envs/marl/mpe.py" in names and "rlcf/reward_fns/defacto.py" in names
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
         assert "Name: rlcf" in meta and "Requires-Dist" not in meta
         record = z.read(next(n for n in names if n.endswith("RECORD"))).decode().splitlines()
@@ -76,7 +76,7 @@ def test_launch_without_an_address_runs_the_job_on_a_local_ray(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     from rlcf.algos.llm_common import TinyLMConfig, build_tiny_lm
-    from rlcf.envs.grounded_qa import completion_for, grounded_qa_rows
+    from rlcf.envs.text.grounded_qa import completion_for, grounded_qa_rows
 
     out = tmp_path_factory.mktemp("model") / "lm"
     corpus = [r["prompt"] + completion_for(r) for r in grounded_qa_rows("train", 60)]

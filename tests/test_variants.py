@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rlcf
-from rlcf.envs.grounded_qa import completion_for, generate_examples, grounded_qa_rows
+from rlcf.envs.text.grounded_qa import completion_for, generate_examples, grounded_qa_rows
 from rlcf.envs.variants import MASK_TEXT, TextExample, build_image_variants, build_text_variants
 from rlcf.errors import UsageError
 
@@ -27,7 +27,7 @@ def test_text_variants_mask_evidence_or_only_non_evidence():
 
 
 def test_span_masks_hide_only_the_value():
-    from rlcf.envs.grounded_qa import GroundedQAConfig
+    from rlcf.envs.text.grounded_qa import GroundedQAConfig
 
     rows = grounded_qa_rows("train", 20, seed=3, config=GroundedQAConfig(mask_unit="value", facts_per_doc=3, two_fact_share=0.5))
     for pos, neg, rnd in zip(rows[0::3], rows[1::3], rows[2::3]):
@@ -100,7 +100,7 @@ def test_generated_rows_score_full_marks_with_their_target_completions():
 
 
 def test_profile_layout_fixes_the_evidence_line_by_attribute():
-    from rlcf.envs.grounded_qa import ATTRIBUTES, GroundedQAConfig
+    from rlcf.envs.text.grounded_qa import ATTRIBUTES, GroundedQAConfig
 
     cfg = GroundedQAConfig(layout="profile", two_fact_share=0)
     rows = grounded_qa_rows("train", 40, seed=2, config=cfg)

@@ -116,7 +116,7 @@ def rollout_episode(env: Any, policy: Any, index: int, seed: int, epsilon: float
 
     Args:
         env: the team env.
-        policy: a :class:`~rlcf.envs.policies.BehaviourPolicy` for ``env.possible_agents``.
+        policy: a :class:`~rlcf.envs.behaviour.policies.BehaviourPolicy` for ``env.possible_agents``.
         index: the episode's index in its collection.
         seed: the env seed (see :func:`episode_seed`); the policy is reseeded from it too.
         epsilon: recorded with the episode (the policy already applies it).

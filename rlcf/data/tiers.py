@@ -17,7 +17,7 @@ The tiers of the offline-MARL literature are plans built from the env spec:
 
 An env spec may name its own tier recipes (``EnvSpec.tiers``): the force-action MPE tasks collect every tier from
 snapshots of an MLP fitted to the scripted expert, as OMAR collects them from snapshots of RL training
-(:mod:`rlcf.envs.fitted`).
+(:mod:`rlcf.envs.behaviour.fitted`).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def resolve_behaviour(plan: BehaviourPlan, spec: Any) -> BehaviourPlan:
 
 def build_policy(plan: BehaviourPlan, spec: Any, agents: Sequence[str], env: Any, epsilon: float) -> Any:
     """Instantiate the behaviour of ``plan`` for ``agents`` (wrapped in epsilon-random actions if > 0)."""
-    from rlcf.envs.policies import BehaviourPolicy, EpsilonMix
+    from rlcf.envs import BehaviourPolicy, EpsilonMix
     from rlcf.registry import policies
 
     factory = plan.factory if plan.factory is not None else policies.get(plan.policy)

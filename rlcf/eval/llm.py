@@ -136,7 +136,7 @@ class PairScores:
 def evaluate_pairs(
     model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_new_tokens: int = 24, completions: Sequence[str] | None = None
 ) -> dict[str, PairScores]:
-    """Greedy answers on paired rows laid out ``[real, cf, …]`` (:func:`rlcf.envs.paired.pair_rows`): accuracy
+    """Greedy answers on paired rows laid out ``[real, cf, …]`` (:func:`rlcf.envs.text.paired.pair_rows`): accuracy
     (the ``choice`` reward) and format rate per side, and strict pair accuracy (both sides right), the paper's metric."""
     from rlcf.reward_set import get_reward
 

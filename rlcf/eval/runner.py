@@ -125,7 +125,7 @@ class _CallablePolicy:
 
 def _as_policy(policy: Any, spec: Any, env: Any, seed: int) -> Any:
     if isinstance(policy, str):
-        from rlcf.envs.policies import make_policy
+        from rlcf.envs import make_policy
 
         return make_policy(policy, spec, env.possible_agents, seed=seed, env=env)
     if callable(getattr(policy, "act", None)):

@@ -40,7 +40,7 @@ class EpisodeWorker:
             self._bases[k] = build_policy(behaviour, self.spec, self.env.possible_agents, self.env, 0.0)
         base = self._bases[k]
         if epsilon > 0:
-            from rlcf.envs.policies import EpsilonMix
+            from rlcf.envs import EpsilonMix
 
             return EpsilonMix(base, epsilon), epsilon
         return base, epsilon

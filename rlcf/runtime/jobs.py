@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LaunchSpec", "build_wheel", "launch", "parse_launch_args", "jobs_main"]
 
-# rlcf commands a job may run (the job's own `rlcf` command line).
-JOB_COMMANDS = ("train", "collect", "eval", "show", "relabel", "train-behaviour", "rollout", "list", "config")
+# rlcf commands a job may run (the job's own `rlcf` command line), besides those of rlcf.registry.commands.
+JOB_COMMANDS = ("train", "collect", "eval", "show", "relabel", "rollout", "list", "config")
 FORWARDED_ENV = ("MINARI_DATASETS_PATH", "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 _SHIPPED_SUFFIXES = (".yaml", ".yml", ".json")
@@ -97,6 +97,13 @@ _OWN_WITH_VALUE = ("--address", "--submission-id", "--env", "--remote-cwd", "--s
 _OWN_FLAGS = ("--no-wait",)
 
 
+def _is_registered_command(word: str) -> bool:
+    """Whether ``word`` names a subcommand of :data:`rlcf.registry.commands` (``train-behaviour``, a plug-in's)."""
+    from rlcf.registry import commands
+
+    return not word.startswith("-") and ":" not in word and not word.endswith((".yaml", ".yml")) and word in commands
+
+
 def parse_launch_args(tokens: Sequence[str]) -> LaunchSpec:
     """Split ``rlcf launch``'s own options from the job's command line (see the module docstring)."""
     tokens = list(tokens)
@@ -127,7 +134,7 @@ def parse_launch_args(tokens: Sequence[str]) -> LaunchSpec:
     if not command:
         raise UsageError("rlcf launch: no command to run; e.g. 'rlcf launch configs/cfcql/mpe_spread-medium.yaml' "
                          "or 'rlcf launch collect mpe-simple_spread --episodes 100'")
-    if command[0] not in JOB_COMMANDS:
+    if command[0] not in JOB_COMMANDS and not _is_registered_command(command[0]):
         if command[0].startswith("-"):
             raise UsageError(f"rlcf launch: unknown option {command[0]!r} before the command (see 'rlcf launch --help')")
         command = ["train", *command]  # a YAML file or an algorithm name: train it

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rlcf.envs.policies import RandomPolicy
+from rlcf.envs.behaviour.policies import RandomPolicy
 
 
 class CrashOncePolicy(RandomPolicy):

@@ -102,7 +102,7 @@ for _spec_obj in SPECS.values():
 
 # The reference CFCQL/OMAR setting: continuous simple_spread with a 2-D force in [-1, 1]² per agent (mpe2's 5-D
 # action has redundant components, and scripted or uniform actions pile up on its box faces, where the policy stands
-# still), and data tiers collected from snapshots of an MLP fitted to the scripted expert (rlcf.envs.fitted).
+# still), and data tiers collected from snapshots of an MLP fitted to the scripted expert (rlcf.envs.behaviour.fitted).
 FORCE_REFERENCE_RETURNS: dict[str, tuple[float, float]] = {"mpe-simple_spread-force": (-24.36, -5.416)}
 
 
@@ -114,7 +114,7 @@ def _force_spec(task: str) -> EnvSpec:
         base,
         id=env_id,
         action_map="force2d",
-        tiers="rlcf.envs.fitted:fitted_tiers",
+        tiers="rlcf.envs.behaviour.fitted:fitted_tiers",
         medium_epsilon=None,
         ref_random_return=ref_random,
         ref_expert_return=ref_expert,

@@ -13,8 +13,8 @@ initialised network, ``medium`` a partially trained one, ``medium-replay`` the t
    ``expert``, and ``medium`` is the first snapshot whose closed-loop normalized score reaches
    ``medium_target`` (≈ half the expert); the snapshots before it are the fit's history ``h00 … hNN``.
 
-The snapshots ship with rlcf (``envs/behaviours/<env>.npz``, a few hundred KB) together with their build
-settings and measured scores, so every user collects the same tiers; ``python -m rlcf.envs.fitted_build build ENV``
+The snapshots ship with rlcf (``envs/behaviour/snapshots/<env>.npz``, a few hundred KB) together with their build
+settings and measured scores, so every user collects the same tiers; ``python -m rlcf.envs.behaviour.fitted_build build ENV``
 rebuilds them (about a minute on one core). Every fitted behaviour acts with Gaussian exploration noise of std
 ``noise`` on the force (OMAR's behaviour policies explored with Gaussian noise), drawn from the policy's own
 generator, so a collection stays a function of its seeds.
@@ -29,18 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from rlcf.envs.policies import BehaviourPolicy
+from rlcf.envs.behaviour.policies import BehaviourPolicy
 from rlcf.errors import UsageError
 from rlcf.registry import policies
 
 __all__ = ["FittedPolicy", "fitted_forces", "fitted_tiers", "load_snapshots", "snapshots_path"]
 
-BEHAVIOURS_DIR = Path(__file__).resolve().parent / "behaviours"
+SNAPSHOTS_DIR = Path(__file__).resolve().parent / "snapshots"
 
 
 def snapshots_path(env_id: str) -> Path:
     """The shipped snapshot file of ``env_id``."""
-    return BEHAVIOURS_DIR / f"{env_id}.npz"
+    return SNAPSHOTS_DIR / f"{env_id}.npz"
 
 
 _CACHE: dict[str, tuple[dict[str, list[np.ndarray]], dict[str, Any]]] = {}
@@ -53,10 +53,10 @@ def load_snapshots(source: str) -> tuple[dict[str, list[np.ndarray]], dict[str, 
     if key in _CACHE:
         return _CACHE[key]
     if not path.is_file():
-        shipped = sorted(p.stem for p in BEHAVIOURS_DIR.glob("*.npz"))
+        shipped = sorted(p.stem for p in SNAPSHOTS_DIR.glob("*.npz"))
         raise UsageError(
             f"no fitted behaviour snapshots at {path}; shipped: {', '.join(shipped) or 'none'}; "
-            f"build them with `python -m rlcf.envs.fitted_build build ENV_ID --out FILE.npz`"
+            f"build them with `python -m rlcf.envs.behaviour.fitted_build build ENV_ID --out FILE.npz`"
         )
     with np.load(path, allow_pickle=False) as f:
         info = json.loads(str(f["__info__"]))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcf.envs.policies import BehaviourPolicy
+from rlcf.envs.behaviour.policies import BehaviourPolicy
 from rlcf.registry import policies
 
 __all__ = ["SpreadExpert", "TagExpert", "TagPrey", "WorldExpert", "WorldGood"]

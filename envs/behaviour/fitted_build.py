@@ -1,8 +1,8 @@
-"""Build the fitted behaviour snapshots of :mod:`rlcf.envs.fitted`: ``python -m rlcf.envs.fitted_build build ENV_ID``.
+"""Build the fitted behaviour snapshots of :mod:`rlcf.envs.behaviour.fitted`: ``python -m rlcf.envs.behaviour.fitted_build build ENV_ID``.
 
 Fits a shared MLP ``obs → tanh(force)`` to the env's scripted expert by regression, with DAgger rounds, keeps
 snapshots of the first round's training history, and writes them with their build settings and measured scores
-(atomically) to ``envs/behaviours/<env>.npz`` or ``--out``.
+(atomically) to ``envs/behaviour/snapshots/<env>.npz`` or ``--out``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcf.envs.fitted import _CACHE, fitted_forces, snapshots_path
+from rlcf.envs.behaviour.fitted import _CACHE, fitted_forces, snapshots_path
 from rlcf.errors import UsageError
 
 __all__ = ["build_fitted_behaviours"]
@@ -68,7 +68,7 @@ def build_fitted_behaviours(
     """
     import torch
 
-    from rlcf.envs.policies import make_policy
+    from rlcf.envs.behaviour.policies import make_policy
     from rlcf.registry import envs
 
     spec = envs.get(env_id)
@@ -153,7 +153,7 @@ def build_fitted_behaviours(
             "batch_size": batch_size, "medium_target": medium_target, "eval_episodes": eval_episodes, "eval_noise": eval_noise,
         },
         "build_seconds": round(time.perf_counter() - start, 1),
-        "command": f"python -m rlcf.envs.fitted_build build {env_id} --seed {seed}",
+        "command": f"python -m rlcf.envs.behaviour.fitted_build build {env_id} --seed {seed}",
     }
     arrays = {f"{name}/{kind}": arr for name, p in stages.items() for kind, arr in zip(info["layers"], p)}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ def build_fitted_behaviours(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlcf.envs.fitted_build", description="build fitted behaviour snapshots")
+    parser = argparse.ArgumentParser(prog="python -m rlcf.envs.behaviour.fitted_build", description="build fitted behaviour snapshots")
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="fit an MLP to the env's scripted expert and write its tier snapshots")
     b.add_argument("env_id")

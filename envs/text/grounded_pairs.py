@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcf.envs.grounded_qa import ATTRIBUTES, LAYOUTS, NAMES, SPLIT_SEEDS
+from rlcf.envs.text.grounded_qa import ATTRIBUTES, LAYOUTS, NAMES, SPLIT_SEEDS
 from rlcf.envs.variants import render_segments
 from rlcf.registry import tasks
 

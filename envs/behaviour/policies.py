@@ -132,6 +132,6 @@ def make_policy(name: str, spec: EnvSpec, agents: Sequence[str], seed: int, env:
 # Multi-agent PPO trained with RLlib; Ray loads only when this policy is used.
 policies.register(
     "trained",
-    "rlcf.envs.rllib_behaviour:TrainedPolicy",
+    "rlcf.envs.behaviour.trained:TrainedPolicy",
     help="multi-agent PPO trained with RLlib (rlcf train-behaviour); needs checkpoint=PATH",
 )
