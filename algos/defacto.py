@@ -116,14 +116,14 @@ class DeFactoConfig(LLMConfigChecks):
     sft: dict[str, Any] = trl_passthrough("sft")
     modality: str = option(
         "text",
-        "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.grounded_images) "
+        "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.vision.grounded_images) "
         "and a vision-language model ('tiny' builds a tiny Qwen2-VL), rewards reading <bbox> boxes.",
     )
     facts_per_doc: int = option(4, "Text modality: facts per document (one or two are evidence, the rest distractors).")
     layout: str = option(
         "profile",
         "Text modality: 'profile' (one person's attributes in a fixed order; the tiny model learns to read it) or "
-        "'people' (facts about several people, shuffled; needs name matching, for real models) - see rlcf.envs.grounded_qa.",
+        "'people' (facts about several people, shuffled; needs name matching, for real models) - see rlcf.envs.text.grounded_qa.",
     )
     two_fact_share: float | None = option(
         None, "Text modality, layout 'people': share of questions that need two facts ('do a and b have the same …?'); default 0.2 (0 for 'profile')."

@@ -1,7 +1,7 @@
 """DNA-Train (arXiv 2512.24271): paired SFT → RL with pair-wise ℓ1 (duality-normalized) advantages.
 
 Data come in pairs: a real input and its counterfactual edit, with the same question and options and a
-different correct answer (:mod:`rlcf.envs.paired`; the embedded task is :mod:`rlcf.envs.grounded_pairs`).
+different correct answer (:mod:`rlcf.envs.text.paired`; the embedded task is :mod:`rlcf.envs.text.grounded_pairs`).
 
 1. **SFT** (TRL's ``SFTTrainer``) on paired data with balanced batches: every batch is half real, half
    counterfactual (:class:`BalancedSideSampler`). ``sft_data: real`` trains on real rows only (the paper's data
@@ -236,7 +236,7 @@ def _dna_trainer_class() -> Any:
     class DNAGRPOTrainer(GRPOTrainer):
         """TRL's ``GRPOTrainer`` with pair-aware sampling and :func:`compute_advantages`; TRL's loss unchanged.
 
-        The train dataset must be laid out ``[real_0, cf_0, real_1, cf_1, …]`` (:func:`rlcf.envs.paired.pair_rows`)
+        The train dataset must be laid out ``[real_0, cf_0, real_1, cf_1, …]`` (:func:`rlcf.envs.text.paired.pair_rows`)
         with ``side`` and ``pair_id`` columns.
         """
 
@@ -446,17 +446,17 @@ def _concat_pairs(parts: list[tuple[dict[str, Any], list[int]]], num_generations
 
 
 def _check_layout(data: Any) -> None:
-    """The GRPO dataset must alternate real / cf rows of the same pair (what :func:`rlcf.envs.paired.pair_rows` makes)."""
+    """The GRPO dataset must alternate real / cf rows of the same pair (what :func:`rlcf.envs.text.paired.pair_rows` makes)."""
     cols = getattr(data, "column_names", None) or (list(data[0]) if len(data) else [])
     for col in ("side", "pair_id"):
         if col not in cols:
-            raise UsageError(f"DNA-Train's dataset needs a '{col}' column; build it with rlcf.envs.paired.pair_rows")
+            raise UsageError(f"DNA-Train's dataset needs a '{col}' column; build it with rlcf.envs.text.paired.pair_rows")
     sides, pids = list(data["side"]), list(data["pair_id"])
     if len(sides) % 2:
-        raise UsageError(f"DNA-Train's dataset has {len(sides)} rows, an odd number; it must be [real, cf] pairs (rlcf.envs.paired.pair_rows)")
+        raise UsageError(f"DNA-Train's dataset has {len(sides)} rows, an odd number; it must be [real, cf] pairs (rlcf.envs.text.paired.pair_rows)")
     for k in range(0, len(sides), 2):
         if (sides[k], sides[k + 1]) != ("real", "cf") or pids[k] != pids[k + 1]:
-            raise UsageError(f"DNA-Train's dataset rows {k} and {k + 1} are not one pair's real and cf sides; lay rows out with rlcf.envs.paired.pair_rows")
+            raise UsageError(f"DNA-Train's dataset rows {k} and {k + 1} are not one pair's real and cf sides; lay rows out with rlcf.envs.text.paired.pair_rows")
 
 
 def __getattr__(name: str) -> Any:  # DNAGRPOTrainer imports TRL only when asked for
@@ -568,7 +568,7 @@ def _task(config: DNATrainConfig) -> Any:
 
 def load_user_pairs(config: DNATrainConfig, split: str) -> list[dict[str, Any]]:
     """``config.data``'s ``split`` through ``datasets.load_dataset`` (a hub id or a local folder of
-    ``<split>.jsonl`` / parquet files), validated and laid out [real, cf, …] by :func:`rlcf.envs.paired.pair_rows`."""
+    ``<split>.jsonl`` / parquet files), validated and laid out [real, cf, …] by :func:`rlcf.envs.text.paired.pair_rows`."""
     from rlcf.algos.llm_trainer import load_user_rows
     from rlcf.envs.text.paired import pair_rows
 

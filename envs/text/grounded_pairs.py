@@ -7,7 +7,7 @@ value — the correct option changes, the question and the options do not (a vid
 miniature). A model trained on real documents alone can answer from the prior without reading; on the edit it
 answers the unedited, tempting option.
 
-``layout`` chooses how a document reads, as in :mod:`rlcf.envs.grounded_qa`. ``people`` (above) mixes facts about
+``layout`` chooses how a document reads, as in :mod:`rlcf.envs.text.grounded_qa`. ``people`` (above) mixes facts about
 several people, so reading means matching the asked name against every fact (content-based recall, which a
 from-scratch tiny model does not learn on 2 CPU cores). ``profile`` lists one person's attributes in the fixed
 order of ``ATTRIBUTES``; the question asks one attribute, whose line follows the person's usual value in a share
