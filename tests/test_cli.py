@@ -160,3 +160,12 @@ def test_subcommands_come_from_the_commands_registry(capsys):
         assert capsys.readouterr().out.strip() == "hi there"
     finally:
         commands.unregister("hello")
+
+
+def test_python_dash_m_rlcf_runs_the_command_line():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "rlcf", "list", "algos"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "cfcql" in out.stdout and "dna-train" in out.stdout
