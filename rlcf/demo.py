@@ -128,7 +128,7 @@ def _dna_stage(out: Path, episodes: int) -> str:
     from rlcf.algorithm import train
     from rlcf.eval.llm import format_split_table
 
-    steps = 60  # the measured setting of configs/dna/grounded_qa_pairs.yaml (bench/results/dna.md)
+    steps = 120  # the measured setting of configs/dna/grounded_qa_pairs.yaml (bench/results/dna.md, session 19)
     quick: list[str] = ["config.eval_pairs=100"]
     if episodes < DEMO_EPISODES:  # smoke-sized (tests): a few seconds
         steps = 2
