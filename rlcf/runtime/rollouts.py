@@ -10,7 +10,11 @@ scored by registered reward functions (each logged as its own column) and writte
 
 into ``<out>/rollouts.parquet`` plus ``<out>/meta.json``, atomically (a folder appears only when complete).
 Load it back with :func:`load_rollouts` (which refuses a folder whose row count or keys do not add up) or with
-``datasets.load_dataset("parquet", data_files=...)``.
+``datasets.load_dataset("parquet", data_files=...)``; the format lives in :mod:`rlcf.data.rollouts`.
+
+One call of :func:`generate_rollouts` starts its actors and stops them; a loop that generates again and again keeps
+:class:`RolloutActors` instead, so each actor starts (imports torch and transformers, loads the model) once and
+fetches each new version of the weights once.
 
 Backends: Hugging Face ``transformers`` everywhere; vLLM when ``backend="vllm"`` (or ``"auto"`` with vLLM
 installed and a GPU present).
@@ -18,25 +22,23 @@ installed and a GPU present).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlcf.errors import CorruptDatasetError, UsageError
+from rlcf.data.rollouts import META_FILE, ROLLOUT_FILE, load_rollouts, prompt_rows, write_rollouts
+from rlcf.errors import UsageError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "RolloutActors", "RolloutConfig", "RolloutWorker", "generate_rollouts", "load_rollouts", "prompt_rows", "seed_for",
-    "split_shards",
+    "split_shards", "write_rollouts", "ROLLOUT_FILE", "META_FILE",
 ]
 
-ROLLOUT_FILE, META_FILE = "rollouts.parquet", "meta.json"
 
 
 @dataclass(frozen=True)
@@ -194,42 +196,6 @@ class RolloutWorker:
         return {"weights_version": self.weights_version, "weight_loads": self.weight_loads, "pid": os.getpid()}
 
 
-def prompt_rows(task: str | None = None, data: str | None = None, *, split: str = "eval", docs: int = 32,
-                seed: int = 0, data_split: str = "train") -> list[dict[str, Any]]:
-    """Prompt rows with a ``prompt_id``: from a task of :data:`rlcf.registry.tasks` (``grounded_qa``,
-    ``grounded_pairs``, or a plug-in's) or from a
-    dataset (hub id or local folder/file, read with ``datasets.load_dataset``; it needs a ``prompt`` column)."""
-    if (task is None) == (data is None):
-        raise UsageError("give exactly one prompt source: --task NAME (embedded) or --data PATH_OR_HUB_ID")
-    if task is not None:
-        from rlcf.registry import tasks
-
-        rows = tasks.get(task)(split, docs, seed=seed)  # an unknown name lists the registered tasks
-    else:
-        import datasets
-
-        path = Path(str(data))
-        if path.suffix in (".parquet", ".json", ".jsonl", ".csv"):
-            fmt = {".jsonl": "json"}.get(path.suffix, path.suffix[1:])
-            ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
-        else:
-            ds = datasets.load_dataset(str(data), split=data_split)
-        if "prompt" not in ds.column_names:
-            raise UsageError(f"dataset {data!r} has no 'prompt' column (columns: {', '.join(ds.column_names)})")
-        rows = [dict(r) for r in ds]
-    out = []
-    for i, row in enumerate(rows):
-        row = {k: v for k, v in row.items() if k != "image"}
-        row.setdefault("prompt_id", i)
-        if not isinstance(row["prompt"], str):
-            raise UsageError(f"row {i}: rollouts take text prompts; 'prompt' is a {type(row['prompt']).__name__}")
-        out.append(row)
-    ids = [r["prompt_id"] for r in out]
-    if len(set(ids)) != len(ids):
-        raise UsageError("prompt_id values must be unique in the prompt dataset")
-    return out
-
-
 def split_shards(rows: list[dict[str, Any]], prompts_per_shard: int, workers: int = 1) -> list[list[dict[str, Any]]]:
     """Consecutive shards of at most ``prompts_per_shard`` rows; with several ``workers``, the last
     ``2 * workers * prompts_per_shard`` rows go one per shard, so the actors run out of work within about one
@@ -379,50 +345,3 @@ def generate_rollouts(
                 "rows": len(out_rows), "actors": workers, "seconds": round(seconds, 3)}
         write_rollouts(out_rows, out, meta, overwrite=overwrite)
     return out_rows
-
-
-def write_rollouts(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write rows as parquet plus meta.json into a temporary sibling folder, then move it into place."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        try:
-            ds = datasets.Dataset.from_list(rows)
-        except Exception as exc:  # mixed column types across rows, unsupported objects
-            raise UsageError(f"rollout rows cannot be stored as a table ({exc}); check the prompt dataset's extra columns") from exc
-        ds.to_parquet(str(tmp / ROLLOUT_FILE))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        if out.exists():
-            if not overwrite:
-                raise UsageError(f"'{out}' exists; pass overwrite=True to replace it")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def load_rollouts(path: str | os.PathLike[str]) -> Any:
-    """The rollout dataset at ``path`` as a ``datasets.Dataset``; refused if incomplete or inconsistent."""
-    import datasets
-
-    path = Path(path)
-    if not (path / META_FILE).is_file() or not (path / ROLLOUT_FILE).is_file():
-        raise CorruptDatasetError(f"'{path}' is not a complete rollout dataset (it needs {ROLLOUT_FILE} and {META_FILE})")
-    meta = json.loads((path / META_FILE).read_text())
-    try:
-        ds = datasets.Dataset.from_parquet(str(path / ROLLOUT_FILE))
-    except Exception as exc:
-        raise CorruptDatasetError(f"'{path / ROLLOUT_FILE}' cannot be read: {exc}") from exc
-    if len(ds) != meta.get("rows"):
-        raise CorruptDatasetError(f"'{path}' has {len(ds)} rows but its meta.json says {meta.get('rows')}")
-    keys = list(zip(ds["prompt_id"], ds["group_index"]))
-    if len(set(keys)) != len(keys):
-        raise CorruptDatasetError(f"'{path}' has duplicate (prompt_id, group_index) rows")
-    return ds
