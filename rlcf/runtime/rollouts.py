@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,9 +159,8 @@ class RolloutWorker:
         if self.backend == "vllm":
             raise UsageError("weight updates reach rollout actors on backend 'hf' only; reload a vLLM actor from a saved model")
         state = box[0]
-        if type(state).__name__ == "ObjectRef":
-            import ray
-
+        ray = sys.modules.get("ray")  # a ref can only come from a process that imported Ray
+        if ray is not None and isinstance(state, ray.ObjectRef):
             state = ray.get(state)
         self.model.load_state_dict(state)
         self.weights_version = version
