@@ -59,16 +59,16 @@ def main() -> None:
     ensure_ray()
     inproc = {t: dataclasses.replace(config, threads=t) for t in (0, 1)}
     share = thread_share(0)  # what threads=0 gives this process (an actor with 1 Ray CPU gets 1)
-    results, outputs = [], {}
+    results, outputs, startup = [], [], {}
 
     def timed(label: str, threads: str, fn) -> None:
         start = time.perf_counter()
         out = fn()
         seconds = time.perf_counter() - start
-        outputs[label] = [(r["prompt_id"], r["group_index"], r["completion"]) for r in out]
+        outputs.append([(r["prompt_id"], r["group_index"], r["completion"]) for r in out])
         results.append((label, threads, len(out), seconds))
 
-    for round_ in range(args.rounds):
+    for _ in range(args.rounds):
         timed("in process (--actors 0)", f"{share.threads} ({share.source})",
               lambda: generate_rollouts(inproc[0], rows, actors=0, prompts_per_shard=4, progress=False))
         timed("in process, threads=1", "1", lambda: generate_rollouts(inproc[1], rows, actors=0, progress=False))
@@ -78,27 +78,33 @@ def main() -> None:
                   lambda: generate_rollouts(config, rows, actors=actors, prompts_per_shard=4, progress=False))
         for actors in (1, 2):
             # Warm: RolloutActors kept across calls (a training or evaluation loop); start-up paid before the clock.
+            start = time.perf_counter()
             with RolloutActors(config, actors) as pool:
                 pool.wait_ready()
+                startup.setdefault(actors, []).append(time.perf_counter() - start)
                 timed(f"{actors} Ray actor(s), warm", "1 per actor",
                       lambda: pool.generate(rows, prompts_per_shard=4, progress=False))
-    same = len({tuple(v) for v in outputs.values()}) == 1
-    rates = {}
+    same = all(o == outputs[0] for o in outputs)
+    rates: dict[str, list[float]] = {}
     for label, _, n, s in results:
         rates.setdefault(label, []).append(n / s)
     threads_of = {label: t for label, t, _, _ in results}
     mean = {label: sum(v) / len(v) for label, v in rates.items()}
     print(f"\nrollouts: {len(rows)} prompts x {args.generations} completions, {args.max_new_tokens} new tokens, "
-          f"model {model}, cores {os.cpu_count()}, rounds {args.rounds}, load average at the end {os.getloadavg()}")
-    print(f"identical completions across rows: {same}\n")
-    print("| setting | torch threads | completions/s (each round) | mean completions/s | vs 1 actor (same kind) | vs in process |")
-    print("|---|---|---|---:|---:|---:|")
+          f"model {model}, cores {os.cpu_count()}, rounds {args.rounds}, load average at the end "
+          f"{tuple(round(x, 2) for x in os.getloadavg())}")
+    print(f"identical completions across all rows and rounds: {same}")
+    print("actor start-up to ready (s, each round): "
+          + "; ".join(f"{n} actor(s) {', '.join(f'{t:.1f}' for t in ts)}" for n, ts in startup.items()) + "\n")
+    print("| setting | torch threads | completions/s (each round) | mean completions/s | vs 1 actor (same kind) "
+          "| vs in process (threads=0) | vs in process (threads=1) |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for label, values in rates.items():
         kind = "cold" if "cold" in label else "warm"
-        base = mean.get(f"1 Ray actor(s), {kind}")
-        vs1 = f"{mean[label] / base:.2f}x" if "actor" in label else ""
+        vs1 = f"{mean[label] / mean[f'1 Ray actor(s), {kind}']:.2f}x" if "actor" in label else ""
         print(f"| {label} | {threads_of[label]} | {', '.join(f'{v:.1f}' for v in values)} | {mean[label]:.1f} | {vs1} | "
-              f"{mean[label] / mean['in process (--actors 0)']:.2f}x |")
+              f"{mean[label] / mean['in process (--actors 0)']:.2f}x | {mean[label] / mean['in process, threads=1']:.2f}x |")
+
 
 if __name__ == "__main__":
     main()
