@@ -67,6 +67,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         outputs.append([(r["prompt_id"], r["group_index"], r["completion"]) for r in out])
         results.append((label, threads, len(out), seconds))
+        print(f"  {label}: {len(out)} completions in {seconds:.1f} s ({len(out) / seconds:.1f}/s), load average "
+              f"{os.getloadavg()[0]:.2f}", flush=True)
 
     for _ in range(args.rounds):
         timed("in process (--actors 0)", f"{share.threads} ({share.source})",
@@ -82,6 +84,7 @@ def main() -> None:
             with RolloutActors(config, actors) as pool:
                 pool.wait_ready()
                 startup.setdefault(actors, []).append(time.perf_counter() - start)
+                print(f"  {actors} actor(s) started and ready in {startup[actors][-1]:.1f} s", flush=True)
                 timed(f"{actors} Ray actor(s), warm", "1 per actor",
                       lambda: pool.generate(rows, prompts_per_shard=4, progress=False))
     same = all(o == outputs[0] for o in outputs)
