@@ -104,7 +104,7 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---:|")
     for label, values in rates.items():
         kind = "cold" if "cold" in label else "warm"
-        vs1 = f"{mean[label] / mean[f'1 Ray actor(s), {kind}']:.2f}x" if "actor" in label else ""
+        vs1 = f"{mean[label] / mean[f'1 Ray actor(s), {kind}']:.2f}x" if "Ray actor" in label else ""
         print(f"| {label} | {threads_of[label]} | {', '.join(f'{v:.1f}' for v in values)} | {mean[label]:.1f} | {vs1} | "
               f"{mean[label] / mean['in process (--actors 0)']:.2f}x | {mean[label] / mean['in process, threads=1']:.2f}x |")
 
