@@ -117,6 +117,61 @@ def test_rollouts_survive_a_killed_actor_with_every_row_exactly_once(tiny_model,
     assert len({r["completion"] for r in distributed if r["prompt_id"] == 0}) > 1
 
 
+def test_shards_cover_every_row_once_and_shrink_at_the_end_for_several_actors():
+    from rlcf.runtime.rollouts import split_shards
+
+    rows = [{"prompt_id": i} for i in range(30)]
+    for workers in (0, 1, 2, 3):
+        shards = split_shards(rows, 4, workers)
+        assert [r for s in shards for r in s] == rows
+        sizes = [len(s) for s in shards]
+        if workers <= 1:
+            assert sizes == [4] * 7 + [2]
+        else:  # at least the last 2 * workers * 4 prompts one per shard: actors finish within about one prompt
+            ones = sizes.index(1)
+            assert set(sizes[:ones]) == {4} and set(sizes[ones:]) == {1} and len(sizes) - ones >= 2 * workers * 4
+    assert [len(s) for s in split_shards(rows[:5], 4, 2)] == [1] * 5
+    assert [len(s) for s in split_shards(rows, 1, 2)] == [1] * 30
+
+
+@pytest.mark.ray
+def test_kept_rollout_actors_fetch_each_weights_version_once(tiny_model):
+    import torch
+
+    from rlcf.runtime.rollouts import RolloutActors, RolloutConfig, RolloutWorker, generate_rollouts, prompt_rows
+
+    rows = prompt_rows("grounded_qa", docs=3)  # 9 prompts
+    config = RolloutConfig(model=str(tiny_model), num_generations=2, max_new_tokens=8, rewards=("answer",))
+    local = RolloutWorker(config)
+    gen = torch.Generator().manual_seed(0)
+    new = {k: v + 0.5 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+           for k, v in local.model.state_dict().items()}
+    killed = []
+
+    def kill_once(pool, done):
+        if done == 1 and not killed:
+            pool.kill_one()
+            killed.append(done)
+
+    with RolloutActors(config, 2) as actors:
+        before = actors.generate(rows, prompts_per_shard=2, progress=False)
+        assert _key(before) == _key(generate_rollouts(config, rows, actors=0, progress=False))
+        assert actors.set_weights(new) == 1
+        after = actors.generate(rows, prompts_per_shard=2, progress=False)
+        again = actors.generate(rows, prompts_per_shard=2, progress=False)
+        stats = actors.stats()
+        assert [s["weight_loads"] for s in stats] == [1, 1], "each actor fetched version 1 once, not once per call"
+        assert {s["weights_version"] for s in stats} == {1}
+        pids = {s["pid"] for s in stats}
+        # An actor that replaces a dead one fetches the current version on its first shard.
+        replaced = actors.generate(rows, prompts_per_shard=2, progress=False, on_progress=kill_once)
+        assert killed and len({s["pid"] for s in actors.stats()} - pids) == 1
+    assert local.load_weights(1, [new]) and not local.load_weights(1, [new])
+    expected = _key(local.run(rows))
+    assert sorted(_key(after)) == sorted(expected) and _key(again) == _key(after) == _key(replaced)
+    assert _key(after) != _key(before), "the new weights sample different completions"
+
+
 def test_rollout_inputs_and_outputs_are_checked(tiny_model, tmp_path):
     from rlcf.runtime.rollouts import RolloutConfig, generate_rollouts, load_rollouts, prompt_rows
 

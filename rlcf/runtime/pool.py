@@ -81,11 +81,13 @@ class ShardPool:
         shards: Sequence[Any],
         on_result: Callable[[int, Any], None],
         on_progress: Callable[[ShardPool, int], None] | None = None,
+        args: Sequence[Any] = (),
     ) -> None:
         """Run every shard; ``on_result(index, result)`` is called once per shard, in completion order.
 
         ``on_progress(pool, shards_done)`` runs on the driver after each finished shard (progress bars; tests use
-        it to kill an actor mid-run).
+        it to kill an actor mid-run). ``args`` follow the shard in every call (the same for all shards of this run;
+        an object ref nested in a list there reaches the actor as a ref, which it resolves only if it needs to).
         """
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
@@ -97,7 +99,7 @@ class ShardPool:
             for key, actor in list(self.live.items()):
                 while pending and sum(1 for k, _ in flying.values() if k == key) < self.in_flight:
                     index = pending.popleft()
-                    flying[getattr(actor, self.method).remote(shards[index])] = (key, index)
+                    flying[getattr(actor, self.method).remote(shards[index], *args)] = (key, index)
             ready, _ = ray.wait(list(flying), num_returns=1)
             ref = ready[0]
             key, index = flying.pop(ref)

@@ -10,7 +10,11 @@ scored by registered reward functions (each logged as its own column) and writte
 
 into ``<out>/rollouts.parquet`` plus ``<out>/meta.json``, atomically (a folder appears only when complete).
 Load it back with :func:`load_rollouts` (which refuses a folder whose row count or keys do not add up) or with
-``datasets.load_dataset("parquet", data_files=...)``.
+``datasets.load_dataset("parquet", data_files=...)``; the format lives in :mod:`rlcf.data.rollouts`.
+
+One call of :func:`generate_rollouts` starts its actors and stops them; a loop that generates again and again keeps
+:class:`RolloutActors` instead, so each actor starts (imports torch and transformers, loads the model) once and
+fetches each new version of the weights once.
 
 Backends: Hugging Face ``transformers`` everywhere; vLLM when ``backend="vllm"`` (or ``"auto"`` with vLLM
 installed and a GPU present).
@@ -18,22 +22,24 @@ installed and a GPU present).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlcf.errors import CorruptDatasetError, UsageError
+from rlcf.data.rollouts import META_FILE, ROLLOUT_FILE, load_rollouts, prompt_rows, write_rollouts
+from rlcf.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RolloutConfig", "RolloutWorker", "generate_rollouts", "load_rollouts", "prompt_rows", "seed_for"]
+__all__ = [
+    "RolloutActors", "RolloutConfig", "RolloutWorker", "generate_rollouts", "load_rollouts", "prompt_rows", "seed_for",
+    "split_shards", "write_rollouts", "ROLLOUT_FILE", "META_FILE",
+]
 
-ROLLOUT_FILE, META_FILE = "rollouts.parquet", "meta.json"
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class RolloutWorker:
 
             self.model, self.tokenizer = load_model(config.model, self.device)
             self.model.eval()
+        self.weights_version: int | None = None  # None: the weights of config.model as loaded
+        self.weight_loads = 0
         self.rewards = None
         if config.rewards:
             from rlcf.reward_set import RewardSet
@@ -142,8 +150,28 @@ class RolloutWorker:
                                 max_tokens=c.max_new_tokens, seed=seed)
         return [o.text for o in self.llm.generate([prompt], params, use_tqdm=False)[0].outputs]
 
-    def run(self, shard: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def load_weights(self, version: int, box: list[Any]) -> bool:
+        """Load the state dict in ``box`` (a one-item list holding it or its Ray object ref) unless this worker
+        already holds ``version``; returns whether it loaded. Actors receive the ref, not the tensors, with every
+        call, so each fetches a version's weights once."""
+        if version == self.weights_version:
+            return False
+        if self.backend == "vllm":
+            raise UsageError("weight updates reach rollout actors on backend 'hf' only; reload a vLLM actor from a saved model")
+        state = box[0]
+        ray = sys.modules.get("ray")  # a ref can only come from a process that imported Ray
+        if ray is not None and isinstance(state, ray.ObjectRef):
+            state = ray.get(state)
+        self.model.load_state_dict(state)
+        self.weights_version = version
+        self.weight_loads += 1
+        return True
+
+    def run(self, shard: list[dict[str, Any]], weights: tuple[int, list[Any]] | None = None) -> list[dict[str, Any]]:
+        """Completion rows of ``shard``; ``weights``: ``(version, [state dict or its ref])`` to sample from."""
         c = self.config
+        if weights is not None:
+            self.load_weights(*weights)
         generate = self._generate_vllm if self.backend == "vllm" else self._generate_hf
         out: list[dict[str, Any]] = []
         for row in shard:
@@ -163,48 +191,104 @@ class RolloutWorker:
     def ping(self) -> bool:
         return True
 
+    def stats(self) -> dict[str, Any]:
+        """What this worker holds: its weights version and how many times it loaded new weights."""
+        return {"weights_version": self.weights_version, "weight_loads": self.weight_loads, "pid": os.getpid()}
 
-def prompt_rows(task: str | None = None, data: str | None = None, *, split: str = "eval", docs: int = 32,
-                seed: int = 0, data_split: str = "train") -> list[dict[str, Any]]:
-    """Prompt rows with a ``prompt_id``: from a task of :data:`rlcf.registry.tasks` (``grounded_qa``,
-    ``grounded_pairs``, or a plug-in's) or from a
-    dataset (hub id or local folder/file, read with ``datasets.load_dataset``; it needs a ``prompt`` column)."""
-    if (task is None) == (data is None):
-        raise UsageError("give exactly one prompt source: --task NAME (embedded) or --data PATH_OR_HUB_ID")
-    if task is not None:
-        from rlcf.registry import tasks
 
-        rows = tasks.get(task)(split, docs, seed=seed)  # an unknown name lists the registered tasks
-    else:
-        import datasets
+def split_shards(rows: list[dict[str, Any]], prompts_per_shard: int, workers: int = 1) -> list[list[dict[str, Any]]]:
+    """Consecutive shards of at most ``prompts_per_shard`` rows; with several ``workers``, the last
+    ``2 * workers * prompts_per_shard`` rows go one per shard, so the actors run out of work within about one
+    prompt of each other instead of one idling while another finishes a full shard (and one queued behind it).
+    A prompt's completions do not depend on its shard (sampling is seeded per prompt), so neither do the rows."""
+    size = max(1, int(prompts_per_shard))
+    if workers <= 1 or size == 1:
+        return [rows[i:i + size] for i in range(0, len(rows), size)]
+    bulk = max(0, len(rows) - 2 * workers * size)
+    bulk -= bulk % size  # whole shards before the tail; the remainder joins the tail
+    return [rows[i:i + size] for i in range(0, bulk, size)] + [[r] for r in rows[bulk:]]
 
-        path = Path(str(data))
-        if path.suffix in (".parquet", ".json", ".jsonl", ".csv"):
-            fmt = {".jsonl": "json"}.get(path.suffix, path.suffix[1:])
-            ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
-        else:
-            ds = datasets.load_dataset(str(data), split=data_split)
-        if "prompt" not in ds.column_names:
-            raise UsageError(f"dataset {data!r} has no 'prompt' column (columns: {', '.join(ds.column_names)})")
-        rows = [dict(r) for r in ds]
-    out = []
-    for i, row in enumerate(rows):
-        row = {k: v for k, v in row.items() if k != "image"}
-        row.setdefault("prompt_id", i)
-        if not isinstance(row["prompt"], str):
-            raise UsageError(f"row {i}: rollouts take text prompts; 'prompt' is a {type(row['prompt']).__name__}")
-        out.append(row)
-    ids = [r["prompt_id"] for r in out]
-    if len(set(ids)) != len(ids):
-        raise UsageError("prompt_id values must be unique in the prompt dataset")
-    return out
+
+class RolloutActors:
+    """Ray rollout actors kept alive across calls, so their start-up is paid once.
+
+    A new actor is a fresh process that imports torch and transformers and loads the model: seconds, which on a
+    short job is most of the time (issue 18). A loop that samples every iteration, or evaluates every few steps,
+    keeps one of these; :meth:`set_weights` puts the policy's new weights in the object store once per version,
+    and each actor fetches them once (an actor that replaces a dead one fetches them on its first shard).
+
+    Args:
+        config: what every actor loads and how it samples.
+        actors: number of actors (each holds a model copy).
+        actor_options: Ray actor options; ``num_cpus`` defaults to ``config.threads`` (at least 1).
+        max_actor_restarts: how many dead actors may be replaced before a run fails.
+    """
+
+    def __init__(self, config: RolloutConfig, actors: int = 2, *, actor_options: dict[str, Any] | None = None,
+                 max_actor_restarts: int = 3):
+        from rlcf.runtime.pool import ShardPool
+
+        if actors < 1:
+            raise UsageError(f"actors must be >= 1, got {actors}")
+        options = dict(actor_options or {})
+        options.setdefault("num_cpus", max(1, config.threads))
+        self.config = config
+        self.actors = actors
+        self.weights: tuple[int, list[Any]] | None = None
+        self.pool = ShardPool(RolloutWorker, [config], "run", actors=actors, actor_options=options,
+                              max_actor_restarts=max_actor_restarts, what="rollout")
+
+    def set_weights(self, state_dict: dict[str, Any], version: int | None = None) -> int:
+        """Sample from ``state_dict`` (the model's ``state_dict()``, on CPU) from the next call on.
+
+        Args:
+            version: a number that changes with the weights (a training step); default: the last one plus 1.
+
+        Returns:
+            The version the actors will hold.
+        """
+        import ray
+
+        if version is None:
+            version = self.weights[0] + 1 if self.weights is not None else 1
+        self.weights = (int(version), [ray.put(state_dict)])  # in a list: actors get the ref and fetch it once
+        return int(version)
+
+    def wait_ready(self) -> None:
+        """Block until every actor has started and loaded its model (start-up can then overlap other work)."""
+        import ray
+
+        ray.get([actor.ping.remote() for actor in self.pool.live.values()])
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Each live actor's :meth:`RolloutWorker.stats` (weights version, weight loads, pid)."""
+        import ray
+
+        return ray.get([actor.stats.remote() for actor in self.pool.live.values()])
+
+    def run(self, shards: list[list[dict[str, Any]]], on_result: Any, on_progress: Any = None) -> None:
+        """Run shards of prompt rows through the actors (see :meth:`ShardPool.run`)."""
+        self.pool.run(shards, on_result, on_progress, args=() if self.weights is None else (self.weights,))
+
+    def generate(self, rows: list[dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
+        """:func:`generate_rollouts` on these actors (same keyword arguments)."""
+        return generate_rollouts(self.config, rows, actors=self, **kwargs)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> RolloutActors:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def generate_rollouts(
     config: RolloutConfig,
     rows: list[dict[str, Any]],
     *,
-    actors: int = 1,
+    actors: int | RolloutActors = 1,
     prompts_per_shard: int = 4,
     out: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
@@ -216,7 +300,8 @@ def generate_rollouts(
     """Generate and score ``num_generations`` completions per prompt row; optionally write them to ``out``.
 
     Args:
-        actors: Ray actors (each holds a model copy); ``0`` runs in this process without Ray.
+        actors: Ray actors (each holds a model copy) started for this call and stopped after it; ``0`` runs in
+            this process without Ray; a :class:`RolloutActors` runs on those (kept alive for later calls).
         prompts_per_shard: prompts per actor call; smaller bounds what a dead actor takes with it.
         out: folder to write ``rollouts.parquet`` and ``meta.json`` into (atomically).
         on_progress: ``fn(pool, shards_done)`` after each shard (Ray only; used by the fault test).
@@ -226,11 +311,14 @@ def generate_rollouts(
     """
     from rlcf.progress import progress as progress_bar
 
+    if isinstance(actors, RolloutActors) and actors.config != config:
+        raise UsageError("the RolloutActors were started with a different RolloutConfig than this call's")
     if out is not None:
         out = Path(out)
         if out.exists() and not overwrite:
             raise UsageError(f"'{out}' exists; pass overwrite=True (--overwrite) to replace it")
-    shards = [rows[i:i + prompts_per_shard] for i in range(0, len(rows), max(1, prompts_per_shard))]
+    workers = actors.actors if isinstance(actors, RolloutActors) else max(0, actors)
+    shards = split_shards(rows, prompts_per_shard, workers)
     results: dict[int, list[dict[str, Any]]] = {}
     start = time.perf_counter()
     with progress_bar(f"rollouts {config.model}", total=len(rows)) as bar:
@@ -241,69 +329,19 @@ def generate_rollouts(
                 done = sum(len(shards[i]) for i in results)
                 bar.advance(len(shards[index]), prompts_per_s=round(done / max(time.perf_counter() - start, 1e-9), 2))
 
-        if actors <= 0:
+        if isinstance(actors, RolloutActors):
+            actors.run(shards, record, on_progress)
+        elif actors <= 0:
             worker = RolloutWorker(config)
             for i, shard in enumerate(shards):
                 record(i, worker.run(shard))
         else:
-            from rlcf.runtime.pool import ShardPool
-
-            options = dict(actor_options or {})
-            options.setdefault("num_cpus", max(1, config.threads))
-            with ShardPool(RolloutWorker, [config], "run", actors=actors, actor_options=options,
-                           max_actor_restarts=max_actor_restarts, what="rollout") as pool:
+            with RolloutActors(config, actors, actor_options=actor_options, max_actor_restarts=max_actor_restarts) as pool:
                 pool.run(shards, record, on_progress)
     seconds = time.perf_counter() - start
     out_rows = sorted((r for rs in results.values() for r in rs), key=lambda r: (r["prompt_id"], r["group_index"]))
     if out is not None:
         meta = {"config": {**asdict(config), "rewards": list(config.rewards)}, "prompts": len(rows),
-                "rows": len(out_rows), "actors": actors, "seconds": round(seconds, 3)}
+                "rows": len(out_rows), "actors": workers, "seconds": round(seconds, 3)}
         write_rollouts(out_rows, out, meta, overwrite=overwrite)
     return out_rows
-
-
-def write_rollouts(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write rows as parquet plus meta.json into a temporary sibling folder, then move it into place."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        try:
-            ds = datasets.Dataset.from_list(rows)
-        except Exception as exc:  # mixed column types across rows, unsupported objects
-            raise UsageError(f"rollout rows cannot be stored as a table ({exc}); check the prompt dataset's extra columns") from exc
-        ds.to_parquet(str(tmp / ROLLOUT_FILE))
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        if out.exists():
-            if not overwrite:
-                raise UsageError(f"'{out}' exists; pass overwrite=True to replace it")
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def load_rollouts(path: str | os.PathLike[str]) -> Any:
-    """The rollout dataset at ``path`` as a ``datasets.Dataset``; refused if incomplete or inconsistent."""
-    import datasets
-
-    path = Path(path)
-    if not (path / META_FILE).is_file() or not (path / ROLLOUT_FILE).is_file():
-        raise CorruptDatasetError(f"'{path}' is not a complete rollout dataset (it needs {ROLLOUT_FILE} and {META_FILE})")
-    meta = json.loads((path / META_FILE).read_text())
-    try:
-        ds = datasets.Dataset.from_parquet(str(path / ROLLOUT_FILE))
-    except Exception as exc:
-        raise CorruptDatasetError(f"'{path / ROLLOUT_FILE}' cannot be read: {exc}") from exc
-    if len(ds) != meta.get("rows"):
-        raise CorruptDatasetError(f"'{path}' has {len(ds)} rows but its meta.json says {meta.get('rows')}")
-    keys = list(zip(ds["prompt_id"], ds["group_index"]))
-    if len(set(keys)) != len(keys):
-        raise CorruptDatasetError(f"'{path}' has duplicate (prompt_id, group_index) rows")
-    return ds
