@@ -12,7 +12,9 @@ function). The run has three stages, each resumable:
    share (``sft_abstain_share``) of abstentions on ``neg``, so that the model answers fluently but usually
    hallucinates when the evidence is masked; skipped with ``sft_epochs: 0``. ``sft_answer_weight`` weights the
    answer value's loss (the one completion token that needs the document) so that a tiny model learns to read;
-   the abstention rows stay unweighted (``sft_weight_abstentions``);
+   the abstention rows stay unweighted (``sft_weight_abstentions``). With ``modality: image`` the rows are the
+   pictures (TRL's vision collator renders them through the processor) and ``sft_think_weight`` can weight the
+   ``<think>`` span, where the picture task's completion first names the colour;
 3. GRPO on the three variants (``variants``; ``[pos]`` with rewards ``[format, answer]`` is plain GRPO, the
    baseline), checkpointed by TRL every ``run.checkpoint_every`` steps.
 
