@@ -12,7 +12,9 @@ function). The run has three stages, each resumable:
    share (``sft_abstain_share``) of abstentions on ``neg``, so that the model answers fluently but usually
    hallucinates when the evidence is masked; skipped with ``sft_epochs: 0``. ``sft_answer_weight`` weights the
    answer value's loss (the one completion token that needs the document) so that a tiny model learns to read;
-   the abstention rows stay unweighted (``sft_weight_abstentions``);
+   the abstention rows stay unweighted (``sft_weight_abstentions``). With ``modality: image`` the rows are the
+   pictures (TRL's vision collator renders them through the processor) and ``sft_think_weight`` can weight the
+   ``<think>`` span, where the picture task's completion first names the colour;
 3. GRPO on the three variants (``variants``; ``[pos]`` with rewards ``[format, answer]`` is plain GRPO, the
    baseline), checkpointed by TRL every ``run.checkpoint_every`` steps.
 
@@ -96,6 +98,12 @@ class DeFactoConfig(LLMConfigChecks):
         "SFT loss weight of the cited fact numbers (between <evidence> and </evidence>), as sft_answer_weight: in "
         "layout 'people' the fact number is where the asked name must be matched.",
     )
+    sft_think_weight: float = option(
+        1.0,
+        "Image modality: SFT loss weight of the <think> span's tokens, as sft_answer_weight. The picture task's "
+        "completion names the colour in <think> before <answer> copies it, so the colour token there is the one that "
+        "needs the picture.",
+    )
     sft_weight_abstentions: bool = option(
         False,
         "Weight the abstention rows' answer and evidence ('neg': 'unknown') by sft_answer_weight / "
@@ -156,11 +164,7 @@ class DeFactoConfig(LLMConfigChecks):
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
         require(self.sft_evidence_weight > 0, "sft_evidence_weight", f"must be > 0 (1 = plain token mean), got {self.sft_evidence_weight}")
         require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
-        require(
-            self.modality == "text" or self.sft_epochs == 0,
-            "sft_epochs",
-            "the SFT stage is text-only so far; with modality image set sft_epochs: 0 (GRPO starts from the model as given)",
-        )
+        require(self.sft_think_weight > 0, "sft_think_weight", f"must be > 0 (1 = plain token mean), got {self.sft_think_weight}")
         require(self.layout in ("people", "profile"), "layout", f"must be people or profile, got {self.layout!r}")
         if self.two_fact_share is None:
             self.two_fact_share = 0.2 if self.layout == "people" else 0.0
@@ -270,10 +274,18 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
 
     rng = np.random.default_rng([seed, 11])
     out = []
-    for row in grounded_qa_rows("train", config.sft_docs, seed=seed + 1, config=qa_config(config)):
+    if config.modality == "image":  # the completion is the assistant turn after the picture-and-question user turn
+        from rlcf.envs.vision.grounded_images import GroundedImageConfig, grounded_image_rows, image_completion_for
+
+        rows = grounded_image_rows("train", config.sft_docs, seed=seed + 1, config=GroundedImageConfig(size=config.image_size))
+        target = lambda row: [{"role": "assistant", "content": image_completion_for(row)}]  # noqa: E731
+    else:
+        rows = grounded_qa_rows("train", config.sft_docs, seed=seed + 1, config=qa_config(config))
+        target = completion_for
+    for row in rows:
         if row["variant"] == "neg" and rng.random() >= config.sft_abstain_share:
             continue
-        out.append({**row, "completion": completion_for(row)})
+        out.append({**row, "completion": target(row)})
     return out
 
 
@@ -299,6 +311,19 @@ class DeFacto(LLMAlgorithm, Algorithm):
 
     @classmethod
     def sft_data(cls, config: DeFactoConfig) -> dict[str, Any]:
+        if config.modality == "image":
+            from rlcf.algos.llm_common import load_vlm
+            from rlcf.envs.vision.grounded_images import IMAGE_ABSTAIN_REASON, GroundedImageConfig
+
+            abstain = GroundedImageConfig().abstain
+            return {
+                "rows": _sft_rows(config, config.data_seed),
+                # The colour is first written inside <think> ("the square is red."); <answer> then copies it, so
+                # under teacher forcing only the <think> span's colour needs the picture (sft_think_weight).
+                "tag_weights": {"answer": config.sft_answer_weight, "think": config.sft_think_weight},
+                "unweighted_contents": () if config.sft_weight_abstentions else (abstain, IMAGE_ABSTAIN_REASON),
+                "load": load_vlm,
+            }
         return {
             "rows": _sft_rows(config, config.data_seed),
             "tag_weights": {"answer": config.sft_answer_weight, "evidence": config.sft_evidence_weight},

@@ -198,6 +198,7 @@ def build_tiny_vlm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMCon
     cfg = config or TinyLMConfig()
     tokenizer = build_tokenizer(corpus, cfg.vocab_size, VISION_SPECIALS)
     tokenizer.chat_template = VLM_CHAT_TEMPLATE
+    tokenizer.eos_token = "<|im_end|>"  # a turn ends there (as in Qwen2-VL-Instruct): SFT teaches it, generation stops on it
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_SPECIALS}
     head_dim = cfg.hidden_size // cfg.heads
     section = [head_dim // 8, (head_dim // 2 - head_dim // 8) // 2]
@@ -349,7 +350,7 @@ def _span_weighted_trainer(base: Any, tag_weights: dict[str, float], skip_conten
             if not hasattr(self, "_rlcf_spans"):
                 from rlcf.errors import UsageError
 
-                tok = self.processing_class
+                tok = getattr(self.processing_class, "tokenizer", self.processing_class)  # a VLM's processor holds one
                 for tag in (f"<{t}>" for t in tag_weights):
                     if len(tok(tag, add_special_tokens=False)["input_ids"]) != 1:
                         raise UsageError(
@@ -390,6 +391,7 @@ def run_sft(
     tag_weights: dict[str, float] | None = None,
     unweighted_contents: Sequence[str] = (),
     callbacks: Sequence[Any] = (),
+    load: Any = None,
 ) -> Path:
     """SFT on ``prompt``/``completion`` rows (loss on the completion only); saves model + tokenizer to ``out_dir``.
 
@@ -398,7 +400,10 @@ def run_sft(
     of the tokens inside each tag (``<answer>`` … ``</answer>``) by its factor, as a weighted token mean
     (:func:`span_weights`), except a span whose text is one of ``unweighted_contents`` (e.g. the abstention);
     without it (or with all weights 1) the loss is TRL's plain token mean. ``callbacks`` (e.g.
-    :func:`rlcf.algos.llm_trainer.trainer_callbacks`) replace TRL's stdout printer.
+    :func:`rlcf.algos.llm_trainer.trainer_callbacks`) replace TRL's stdout printer. ``load`` (default
+    :func:`load_model`) gives ``(model, processing class)`` from a folder: :func:`load_vlm` for a vision-language
+    model, whose rows then carry an ``image`` column beside a conversational prompt and completion (TRL's
+    vision collator renders them through the processor).
     """
     from datasets import Dataset
     from trl import SFTTrainer
@@ -406,8 +411,9 @@ def run_sft(
     from rlcf.atomic import atomic_dir
 
     with quiet_transformers():
-        model, tokenizer = load_model(model_path)
-    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+        model, tokenizer = (load or load_model)(model_path)
+    columns = ("prompt", "completion", "image") if rows and "image" in rows[0] else ("prompt", "completion")
+    data = Dataset.from_list([{k: r[k] for k in columns} for r in rows])
     cls = SFTTrainer
     if sampler is not None:
 

@@ -39,7 +39,8 @@ TRAIN = {
     "defacto": ["run.total_steps=1", *TINY_LM, "config.sft_docs=20", "config.sft_epochs=1", "config.train_docs=4",
                 "config.eval_docs=3", "config.prompts_per_step=3"],
     "defacto-image": ["run.total_steps=1", *TINY_LM, "config.tiny.heads=2", "config.tiny.kv_heads=1",
-                      "config.tiny.vocab_size=320", "config.train_docs=2", "config.eval_docs=2", "config.prompts_per_step=2"],
+                      "config.tiny.vocab_size=320", "config.sft_docs=8", "config.sft_epochs=1", "config.train_docs=2",
+                      "config.eval_docs=2", "config.prompts_per_step=3"],
     "dna-train": ["run.total_steps=1", *TINY_LM, "config.sft_pairs=40", "config.sft_epochs=1", "config.train_pairs=12",
                   "config.eval_pairs=6", "config.pairs_per_step=2"],
 }

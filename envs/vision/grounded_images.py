@@ -31,7 +31,7 @@ import numpy as np
 
 from rlcf.envs.variants import build_image_variants
 
-__all__ = ["CELLS", "COLORS", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
+__all__ = ["CELLS", "COLORS", "IMAGE_ABSTAIN_REASON", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
 
 COLORS = {
     "red": (220, 40, 40),
@@ -64,6 +64,10 @@ class GroundedImageConfig:
             )
 
 
+#: The reasoning of an abstention's completion (``neg``: the asked square is masked).
+IMAGE_ABSTAIN_REASON = "the cell is empty."
+
+
 def image_prompt_for(question: str) -> list[dict[str, Any]]:
     """The conversational prompt of a row: the picture, then the question."""
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
@@ -72,7 +76,7 @@ def image_prompt_for(question: str) -> list[dict[str, Any]]:
 def image_completion_for(row: dict[str, Any], abstain: str = "unknown") -> str:
     """The completion a row expects: the evidence box as JSON, a short reasoning, the answer (or abstention)."""
     if row["variant"] == "neg":
-        return f"<bbox>[]</bbox><think>the cell is empty.</think><answer>{abstain}</answer>"
+        return f"<bbox>[]</bbox><think>{IMAGE_ABSTAIN_REASON}</think><answer>{abstain}</answer>"
     box = json.dumps([[int(v) for v in b] for b in row["evidence"]])
     return f"<bbox>{box}</bbox><think>the square is {row['solution']}.</think><answer>{row['solution']}</answer>"
 
