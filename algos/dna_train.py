@@ -313,7 +313,7 @@ def _dna_trainer_class() -> Any:
                     rows.extend([self.train_dataset[k]] * self.num_generations)
             return rows
 
-        def _dynamic_batch(self, inputs: Any, out: Any) -> tuple[Any, Any, dict[str, float], Any]:
+        def _dynamic_batch(self, out: Any) -> tuple[Any, Any, dict[str, float], Any]:
             """DAPO's dynamic sampling at the pair level: keep the pairs with no dead side; while fewer than the
             batch's pairs are live, generate fresh pairs (at most ``dynamic_max_rounds`` extra generations, decided
             together on every process) and keep theirs. A batch still short is topped up with the first draw's dead
@@ -362,7 +362,7 @@ def _dna_trainer_class() -> Any:
             info: dict[str, float] = {}
             origin = None
             if self.dna_dynamic:
-                out, rewards, info, origin = self._dynamic_batch(inputs, out)
+                out, rewards, info, origin = self._dynamic_batch(out)
             else:
                 rewards = self._scored_rewards()
             adv, stats = compute_advantages(rewards, self.num_generations, self.dna_advantage, self.dna_degenerate, self.dna_eps)
