@@ -125,7 +125,7 @@ class DeFactoConfig(LLMConfigChecks):
     modality: str = option(
         "text",
         "text: the grounded-QA documents and a causal LM; image: the synthetic picture task (rlcf.envs.vision.grounded_images) "
-        "and a vision-language model ('tiny' builds a tiny Qwen2-VL), rewards reading <bbox> boxes.",
+        "and a vision-language model ('tiny' builds a tiny Qwen3-VL, see tiny.vision_family), rewards reading <bbox> boxes.",
     )
     facts_per_doc: int = option(4, "Text modality: facts per document (one or two are evidence, the rest distractors).")
     layout: str = option(
@@ -179,7 +179,7 @@ class DeFactoConfig(LLMConfigChecks):
         else:
             require(2 <= self.facts_per_doc <= 4, "facts_per_doc", f"must be in [2, 4] with layout 'profile' (one fact per attribute), got {self.facts_per_doc}")
         require(self.mask_unit in ("fact", "value"), "mask_unit", f"must be fact or value, got {self.mask_unit!r}")
-        require(self.image_size % 28 == 0, "image_size", f"must be a multiple of 28 (Qwen2-VL's merged patch), got {self.image_size}")
+        require(self.image_size % 28 == 0, "image_size", f"must be a multiple of 28 (the Qwen-VL merged patch: 14-px patches, 2 x 2), got {self.image_size}")
 
 
 def validate_rows(rows: list[dict[str, Any]], where: str = "dataset") -> None:

@@ -53,8 +53,23 @@ class TinyLMConfig:
         "after a tag ('<answer>riga' and 'is riga' share 'Ġriga'); copying a word then needs no token-to-token map.",
     )
 
+    vision_family: str = option(
+        "qwen3_vl",
+        "Image modality: the tiny VLM's family. qwen3_vl (learned absolute positions in the vision tower, height and "
+        "width interleaved over the rotary frequencies) learns which picture cell a question asks for; qwen2_vl "
+        "(height and width on the slowest rotary frequencies, no absolute positions) did not (bench/results/defacto.md).",
+    )
+    rope_theta: float | None = option(
+        None,
+        "Rotary base of the language model. None: the architecture's default for text models; 10 for the tiny VLM, "
+        "whose image tokens then differ by a visible angle per row and column (at Qwen's 1e6 a cell apart turns a "
+        "32-wide head by under 0.03 rad).",
+    )
+
     def __post_init__(self) -> None:
         require(self.architecture in ("qwen2", "llama"), "architecture", f"must be qwen2 or llama, got {self.architecture!r}")
+        require(self.vision_family in ("qwen2_vl", "qwen3_vl"), "vision_family", f"must be qwen2_vl or qwen3_vl, got {self.vision_family!r}")
+        require(self.rope_theta is None or self.rope_theta > 1.0, "rope_theta", f"must be above 1, got {self.rope_theta!r}")
         require(self.hidden_size % self.heads == 0, "hidden_size", f"{self.hidden_size} is not divisible by heads={self.heads}")
         require(self.heads % self.kv_heads == 0, "kv_heads", f"heads={self.heads} is not divisible by kv_heads={self.kv_heads}")
 
@@ -110,6 +125,7 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
         num_key_value_heads=cfg.kv_heads,
         max_position_embeddings=cfg.max_positions,
         tie_word_embeddings=True,
+        **({"rope_theta": cfg.rope_theta} if cfg.rope_theta else {}),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
@@ -167,69 +183,99 @@ def _image_processor_class() -> Any:
     return Qwen2VLImageProcessorPil
 
 
-def _image_only_processor() -> Any:
-    from transformers import Qwen2VLProcessor
+#: Vision-language families whose processor rlcf can build without torchvision, and their processor classes.
+IMAGE_ONLY_PROCESSORS = {
+    "qwen2_vl": "Qwen2VLProcessor",
+    "qwen2_5_vl": "Qwen2_5_VLProcessor",
+    "qwen3_vl": "Qwen3VLProcessor",
+}
 
-    class ImageQwen2VLProcessor(Qwen2VLProcessor):
-        """Qwen2-VL's processor for images only: no video processor, so it needs no torchvision (which the
-        pinned CPU stack lacks). Everything else, chat template and image-token expansion included, is
-        Qwen2-VL's own."""
+
+def _image_only_processor(model_type: str = "qwen2_vl") -> Any:
+    import transformers
+
+    base = getattr(transformers, IMAGE_ONLY_PROCESSORS[model_type])
+
+    class ImageOnlyProcessor(base):  # type: ignore[misc, valid-type]
+        """A Qwen-VL processor for images only: no video processor, so it needs no torchvision (which the pinned
+        CPU stack lacks). Everything else, chat template and image-token expansion included, is the family's own."""
 
         def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None, **kwargs: Any):
             super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
-    return ImageQwen2VLProcessor
+    ImageOnlyProcessor.__name__ = ImageOnlyProcessor.__qualname__ = f"Image{IMAGE_ONLY_PROCESSORS[model_type]}"
+    return ImageOnlyProcessor
 
 
 def __getattr__(name: str) -> Any:  # ImageQwen2VLProcessor imports transformers only when asked for
     if name == "ImageQwen2VLProcessor":
-        return _image_only_processor()
+        return _image_only_processor("qwen2_vl")
     raise AttributeError(name)
 
 
+#: The tiny VLM's rotary base when ``TinyLMConfig.rope_theta`` is None (see its help).
+TINY_VLM_ROPE_THETA = 10.0
+
+
 def build_tiny_vlm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConfig | None = None, image_size: int = 56, seed: int = 0) -> Path:
-    """A tiny randomly initialised Qwen2-VL (vision tower and language model from a config), its tokenizer
-    (trained on ``corpus``, with Qwen2-VL's vision placeholders) and image processor, saved to ``out_dir``."""
+    """A tiny randomly initialised Qwen3-VL or Qwen2-VL (``config.vision_family``; vision tower and language model
+    from a config), its tokenizer (trained on ``corpus``, with the Qwen-VL vision placeholders) and image processor
+    (14-px patches merged 2 × 2), saved to ``out_dir``."""
     import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    import transformers
 
     from rlcf.atomic import atomic_dir
 
     cfg = config or TinyLMConfig()
     tokenizer = build_tokenizer(corpus, cfg.vocab_size, VISION_SPECIALS)
     tokenizer.chat_template = VLM_CHAT_TEMPLATE
-    tokenizer.eos_token = "<|im_end|>"  # a turn ends there (as in Qwen2-VL-Instruct): SFT teaches it, generation stops on it
+    tokenizer.eos_token = "<|im_end|>"  # a turn ends there (as in Qwen-VL instruct models): SFT teaches it, generation stops on it
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_SPECIALS}
     head_dim = cfg.hidden_size // cfg.heads
-    section = [head_dim // 8, (head_dim // 2 - head_dim // 8) // 2]
-    section.append(head_dim // 2 - sum(section))  # multimodal RoPE: temporal, height, width parts of head_dim/2
-    config_ = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=cfg.hidden_size,
-            intermediate_size=cfg.intermediate_size,
-            num_hidden_layers=cfg.layers,
-            num_attention_heads=cfg.heads,
-            num_key_value_heads=cfg.kv_heads,
-            max_position_embeddings=max(cfg.max_positions, 512),
-            rope_scaling={"type": "mrope", "mrope_section": section},
-            tie_word_embeddings=True,
-        ),
-        vision_config=dict(
-            depth=1, embed_dim=cfg.hidden_size, hidden_size=cfg.hidden_size, num_heads=cfg.heads, mlp_ratio=2,
-            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3,
-        ),
+    theta = cfg.rope_theta or TINY_VLM_ROPE_THETA
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.kv_heads,
+        max_position_embeddings=max(cfg.max_positions, 512),
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    vision = dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3, num_heads=cfg.heads)
+    tokens = dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
     )
+    if cfg.vision_family == "qwen3_vl":
+        # Interleaved multimodal rotary: height and width take every third frequency, fast ones included; the rest
+        # (temporal, and text positions) take the others. The vision tower adds learned absolute positions, one per
+        # patch of the picture's grid.
+        section = [head_dim // 2 - 2 * (head_dim // 6), head_dim // 6, head_dim // 6]
+        text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": theta, "mrope_section": section, "mrope_interleaved": True})
+        grid = image_size // 14
+        vision.update(depth=1, hidden_size=cfg.hidden_size, intermediate_size=2 * cfg.hidden_size, out_hidden_size=cfg.hidden_size,
+                      num_position_embeddings=max(grid * grid, 16), deepstack_visual_indexes=[])
+        config_ = transformers.Qwen3VLConfig(text_config=text, vision_config=vision, **tokens)
+        model_class = transformers.Qwen3VLForConditionalGeneration
+    else:
+        section = [head_dim // 8, (head_dim // 2 - head_dim // 8) // 2]
+        section.append(head_dim // 2 - sum(section))  # temporal, height, width parts of head_dim/2, in that order
+        text.update(rope_theta=theta, rope_scaling={"type": "mrope", "mrope_section": section})
+        vision.update(depth=1, embed_dim=cfg.hidden_size, hidden_size=cfg.hidden_size, mlp_ratio=2)
+        config_ = transformers.Qwen2VLConfig(text_config=text, vision_config=vision, bos_token_id=tokenizer.eos_token_id, **tokens)
+        model_class = transformers.Qwen2VLForConditionalGeneration
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config_)
+    model = model_class(config_)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     pixels = image_size * image_size
@@ -262,11 +308,14 @@ def load_vlm(name_or_path: str | Path, device: Any = None) -> tuple[Any, Any]:
         reason = f"{type(exc).__name__}: {str(exc).strip()[:160]}"
     if processor is None:
         model_type = AutoConfig.from_pretrained(str(name_or_path)).model_type
-        if model_type not in ("qwen2_vl", "qwen2_5_vl"):
-            raise UsageError(f"could not build a processor for the vision-language model '{name_or_path}' ({reason})")
+        if model_type not in IMAGE_ONLY_PROCESSORS:
+            raise UsageError(
+                f"could not build a processor for the vision-language model '{name_or_path}' ({reason}); without torchvision rlcf "
+                f"builds one only for {', '.join(IMAGE_ONLY_PROCESSORS)} models (install torchvision for others)"
+            )
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
         image_processor = _image_processor_class().from_pretrained(str(name_or_path))
-        processor = _image_only_processor()(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
+        processor = _image_only_processor(model_type)(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
 

@@ -13,6 +13,7 @@
 
     python bench/bench_defacto.py --seeds 0,1,2 --steps 150
     python bench/bench_defacto.py --overhead-only --out runs/bench_defacto   # reuses that run's SFT checkpoint
+    python bench/bench_defacto.py --task image --seeds 0,1,2 --out runs/bench_defacto_images
 
 The defaults are the settings of ``configs/defacto/grounded_qa.yaml`` (``MEASURED``); ``--set key=value`` overrides
 them for every run (e.g. ``--set layout=people`` for the harder layout, ``--set model=<hub id>`` for a real model).
@@ -37,6 +38,14 @@ MEASURED = [  # configs/defacto/grounded_qa.yaml: the settings of bench/results/
     "layout=profile", "tiny.hidden_size=128", "tiny.layers=4", "tiny.intermediate_size=384", "sft_docs=3000", "sft_epochs=2",
     "sft_lr=1e-3", "sft_answer_weight=14", "sft_abstain_share=0.05", "eval_docs=200", "learning_rate=2e-4", "beta=0.04",
     "prompts_per_step=9", "batch_by_example=true", "grpo.lr_scheduler_type=constant_with_warmup", "grpo.warmup_steps=20",
+]
+
+
+#: configs/defacto/grounded_images.yaml: the picture task's settings (bench/results/defacto.md, session 20), on top of
+#: MEASURED (the text-only fields there are ignored with modality image).
+IMAGE_MEASURED = [
+    "modality=image", "max_completion_length=40", "eval_max_new_tokens=40", "sft_epochs=6", "sft_think_weight=14",
+    "sft_abstain_share=ABSTAIN_SHARE",
 ]
 
 
@@ -143,12 +152,17 @@ def main() -> None:
                         help="config override for the DeFacto arm only (its rewards and weights)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--arms", default="defacto,grpo", help="which arms to run (comma-separated: defacto, grpo)")
+    parser.add_argument("--task", default="text", choices=("text", "image"),
+                        help="text: the grounded-QA documents (MEASURED); image: the picture task on the tiny VLM (IMAGE_MEASURED; no overhead timing)")
     args = parser.parse_args()
 
     import numpy as np
 
     out = Path(args.out)
-    base = [f"config.{kv}" for kv in [*MEASURED, *args.set]]  # later overrides win
+    preset = [*MEASURED, *IMAGE_MEASURED] if args.task == "image" else MEASURED
+    base = [f"config.{kv}" for kv in [*preset, *args.set]]  # later overrides win
+    if args.task == "image":
+        args.skip_overhead = True  # the overhead timing loads a text model
     sft = sft_checkpoint(out, base)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.overhead_only:
@@ -170,7 +184,7 @@ def main() -> None:
     def cell(vals: list[float]) -> str:
         return f"{100 * np.mean(vals):5.1f} ± {100 * np.std(vals):4.1f}"
 
-    print(f"\nHeld-out grounded-QA, {args.steps} GRPO steps from one SFT checkpoint, seeds {seeds} (mean ± std, %)")
+    print(f"\nHeld-out {'pictures' if args.task == 'image' else 'grounded-QA'}, {args.steps} GRPO steps from one SFT checkpoint, seeds {seeds} (mean ± std, %)")
     print(f"{'model':10s} {'pos acc':>13s} {'neg abstain':>13s} {'random acc':>13s} {'random abst':>13s}")
     print(f"{'sft':10s} {100 * before['pos']['accuracy']:13.1f} {100 * before['neg']['abstention']:13.1f} "
           f"{100 * before['random']['accuracy']:13.1f} {100 * before['random']['abstention']:13.1f}")
