@@ -45,7 +45,7 @@ MEASURED = [  # configs/defacto/grounded_qa.yaml: the settings of bench/results/
 #: MEASURED (the text-only fields there are ignored with modality image).
 IMAGE_MEASURED = [
     "modality=image", "max_completion_length=40", "eval_max_new_tokens=40", "sft_epochs=6", "sft_think_weight=14",
-    "sft_abstain_share=ABSTAIN_SHARE",
+    "sft_abstain_share=0.05",
 ]
 
 
