@@ -101,6 +101,23 @@ TEXT_CHAT_TEMPLATE = (
 )
 
 
+def _language_model_kwargs(cfg: TinyLMConfig, tokenizer: Any, max_positions: int) -> dict[str, Any]:
+    """The language model's shape from ``cfg`` and its special tokens from ``tokenizer`` (EOS doubles as BOS)."""
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.kv_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+
+
 def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConfig | None = None, seed: int = 0, chat: bool = False) -> Path:
     """Train a tokenizer on ``corpus``, initialise a tiny causal LM, save both to ``out_dir``; returns the path.
 
@@ -116,20 +133,9 @@ def build_tiny_lm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMConf
     if chat:
         tokenizer.chat_template = TEXT_CHAT_TEMPLATE
         tokenizer.eos_token = "<|im_end|>"
-    kwargs = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        num_key_value_heads=cfg.kv_heads,
-        max_position_embeddings=cfg.max_positions,
-        tie_word_embeddings=True,
-        **({"rope_theta": cfg.rope_theta} if cfg.rope_theta else {}),
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
+    kwargs = _language_model_kwargs(cfg, tokenizer, cfg.max_positions)
+    if cfg.rope_theta:
+        kwargs["rope_theta"] = cfg.rope_theta
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(Qwen2Config(**kwargs)) if cfg.architecture == "qwen2" else LlamaForCausalLM(LlamaConfig(**kwargs))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -233,19 +239,7 @@ def build_tiny_vlm(out_dir: str | Path, corpus: Sequence[str], config: TinyLMCon
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in VISION_SPECIALS}
     head_dim = cfg.hidden_size // cfg.heads
     theta = cfg.rope_theta or TINY_VLM_ROPE_THETA
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        num_key_value_heads=cfg.kv_heads,
-        max_position_embeddings=max(cfg.max_positions, 512),
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text = _language_model_kwargs(cfg, tokenizer, max(cfg.max_positions, 512))
     vision = dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3, num_heads=cfg.heads)
     tokens = dict(
         image_token_id=ids["<|image_pad|>"],
