@@ -36,7 +36,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 MEASURED = [  # configs/defacto/grounded_qa.yaml: the settings of bench/results/defacto.md, sessions 15 and 18
     "layout=profile", "tiny.hidden_size=128", "tiny.layers=4", "tiny.intermediate_size=384", "sft_docs=3000", "sft_epochs=2",
-    "sft_lr=1e-3", "sft_answer_weight=14", "sft_abstain_share=0.05", "grpo.scale_rewards=batch", "eval_docs=200", "learning_rate=2e-4", "beta=0.04",
+    "sft_lr=1e-3", "sft_answer_weight=14", "sft_abstain_share=0.05", "eval_docs=200", "learning_rate=2e-4", "beta=0.04",
     "prompts_per_step=9", "batch_by_example=true", "grpo.lr_scheduler_type=constant_with_warmup", "grpo.warmup_steps=20",
 ]
 
