@@ -87,6 +87,14 @@ class DeFactoConfig(LLMConfigChecks):
         "abstentions, few enough that SFT does not already abstain on most 'neg' inputs (session 15: 1.5% gave 0%, "
         "5% gave 21% with the answer weighted).",
     )
+    sft_hallucinate_share: float = option(
+        0.0,
+        "Image modality: share of 'neg' examples kept in SFT with a made-up answer instead of the abstention (the "
+        "masked square's box and a palette colour drawn at random). SFT then learns that a masked square is not a "
+        "readable one, yet abstains there only about sft_abstain_share / (sft_abstain_share + sft_hallucinate_share) "
+        "of the time: a sampled, localised abstention that DeFacto GRPO can raise. With abstention rows alone the "
+        "tiny VLM's abstention is all-or-nothing (bench/results/defacto.md, sessions 20-21).",
+    )
     sft_answer_weight: float = option(
         14.0,
         "SFT loss weight of the answer value's tokens (between <answer> and </answer>) against 1 for every other "
@@ -162,6 +170,17 @@ class DeFactoConfig(LLMConfigChecks):
             f"needs one integer >= 1 per variant ({', '.join(self.variants)}), got {self.variant_repeats}",
         )
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
+        require(
+            0.0 <= self.sft_hallucinate_share <= 1.0 - self.sft_abstain_share,
+            "sft_hallucinate_share",
+            f"must be in [0, 1 - sft_abstain_share] (both are shares of the 'neg' examples), got {self.sft_hallucinate_share} with "
+            f"sft_abstain_share {self.sft_abstain_share}",
+        )
+        require(
+            self.sft_hallucinate_share == 0 or self.modality == "image",
+            "sft_hallucinate_share",
+            "is for modality image (the picture task's colours); set it to 0 for the text task",
+        )
         require(self.sft_evidence_weight > 0, "sft_evidence_weight", f"must be > 0 (1 = plain token mean), got {self.sft_evidence_weight}")
         require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
         require(self.sft_think_weight > 0, "sft_think_weight", f"must be > 0 (1 = plain token mean), got {self.sft_think_weight}")
@@ -273,9 +292,10 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
         return rows
 
     rng = np.random.default_rng([seed, 11])
+    made_up = np.random.default_rng([seed, 12])  # its own stream: sft_hallucinate_share 0 leaves the rows as they were
     out = []
     if config.modality == "image":  # the completion is the assistant turn after the picture-and-question user turn
-        from rlcf.envs.vision.grounded_images import GroundedImageConfig, grounded_image_rows, image_completion_for
+        from rlcf.envs.vision.grounded_images import COLORS, GroundedImageConfig, grounded_image_rows, image_completion_for
 
         rows = grounded_image_rows("train", config.sft_docs, seed=seed + 1, config=GroundedImageConfig(size=config.image_size))
         target = lambda row: [{"role": "assistant", "content": image_completion_for(row)}]  # noqa: E731
@@ -283,8 +303,14 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
         rows = grounded_qa_rows("train", config.sft_docs, seed=seed + 1, config=qa_config(config))
         target = completion_for
     for row in rows:
-        if row["variant"] == "neg" and rng.random() >= config.sft_abstain_share:
-            continue
+        if row["variant"] == "neg":
+            u = rng.random()
+            if u >= config.sft_abstain_share + config.sft_hallucinate_share:
+                continue
+            if u >= config.sft_abstain_share:  # a hallucination: the masked square's box, a colour it cannot show
+                answered = {**row, "variant": "pos", "solution": str(made_up.choice(list(COLORS)))}
+                out.append({**row, "completion": target(answered)})
+                continue
         out.append({**row, "completion": target(row)})
     return out
 
