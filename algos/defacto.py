@@ -95,6 +95,14 @@ class DeFactoConfig(LLMConfigChecks):
         "of the time: a sampled, localised abstention that DeFacto GRPO can raise. With abstention rows alone the "
         "tiny VLM's abstention is all-or-nothing (bench/results/defacto.md, sessions 20-21).",
     )
+    sft_notice_share: float = option(
+        0.0,
+        "Image modality: share of 'neg' examples kept in SFT that cite the masked square's box, then read it as empty "
+        "and abstain (<think>the square is empty.</think><answer>unknown</answer>). The choice between 'empty' and a "
+        "colour is made where the model reads the asked square, so this abstention is tied to the asked cell; beside "
+        "sft_hallucinate_share it is sampled about notice / (notice + hallucinate) of the time on 'neg' and almost "
+        "never elsewhere (bench/results/defacto.md, session 21).",
+    )
     sft_answer_weight: float = option(
         14.0,
         "SFT loss weight of the answer value's tokens (between <answer> and </answer>) against 1 for every other "
@@ -103,8 +111,9 @@ class DeFactoConfig(LLMConfigChecks):
     )
     sft_evidence_weight: float = option(
         1.0,
-        "SFT loss weight of the cited fact numbers (between <evidence> and </evidence>), as sft_answer_weight: in "
-        "layout 'people' the fact number is where the asked name must be matched.",
+        "SFT loss weight of the cited evidence, as sft_answer_weight: the fact numbers between <evidence> and "
+        "</evidence> (in layout 'people' the fact number is where the asked name must be matched), or with modality "
+        "image the box between <bbox> and </bbox> (its first token is where the model decides to abstain).",
     )
     sft_think_weight: float = option(
         1.0,
@@ -170,16 +179,15 @@ class DeFactoConfig(LLMConfigChecks):
             f"needs one integer >= 1 per variant ({', '.join(self.variants)}), got {self.variant_repeats}",
         )
         require(0.0 <= self.sft_abstain_share <= 1.0, "sft_abstain_share", f"must be in [0, 1], got {self.sft_abstain_share}")
+        for name in ("sft_hallucinate_share", "sft_notice_share"):
+            require(0.0 <= getattr(self, name) <= 1.0, name, f"must be in [0, 1], got {getattr(self, name)}")
+            require(getattr(self, name) == 0 or self.modality == "image", name, "is for modality image (the picture task); set it to 0 for the text task")
+        neg_shares = self.sft_abstain_share + self.sft_hallucinate_share + self.sft_notice_share
         require(
-            0.0 <= self.sft_hallucinate_share <= 1.0 - self.sft_abstain_share,
+            neg_shares <= 1.0 + 1e-9,
             "sft_hallucinate_share",
-            f"must be in [0, 1 - sft_abstain_share] (both are shares of the 'neg' examples), got {self.sft_hallucinate_share} with "
-            f"sft_abstain_share {self.sft_abstain_share}",
-        )
-        require(
-            self.sft_hallucinate_share == 0 or self.modality == "image",
-            "sft_hallucinate_share",
-            "is for modality image (the picture task's colours); set it to 0 for the text task",
+            f"sft_abstain_share + sft_hallucinate_share + sft_notice_share are shares of the 'neg' examples and must sum to at most 1, "
+            f"got {self.sft_abstain_share} + {self.sft_hallucinate_share} + {self.sft_notice_share}",
         )
         require(self.sft_evidence_weight > 0, "sft_evidence_weight", f"must be > 0 (1 = plain token mean), got {self.sft_evidence_weight}")
         require(self.modality in ("text", "image"), "modality", f"must be text or image, got {self.modality!r}")
@@ -295,7 +303,7 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
     made_up = np.random.default_rng([seed, 12])  # its own stream: sft_hallucinate_share 0 leaves the rows as they were
     out = []
     if config.modality == "image":  # the completion is the assistant turn after the picture-and-question user turn
-        from rlcf.envs.vision.grounded_images import COLORS, GroundedImageConfig, grounded_image_rows, image_completion_for
+        from rlcf.envs.vision.grounded_images import COLORS, IMAGE_NOTICED_REASON, GroundedImageConfig, grounded_image_rows, image_completion_for
 
         rows = grounded_image_rows("train", config.sft_docs, seed=seed + 1, config=GroundedImageConfig(size=config.image_size))
         target = lambda row: [{"role": "assistant", "content": image_completion_for(row)}]  # noqa: E731
@@ -305,7 +313,12 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
     for row in rows:
         if row["variant"] == "neg":
             u = rng.random()
-            if u >= config.sft_abstain_share + config.sft_hallucinate_share:
+            if u >= config.sft_abstain_share + config.sft_hallucinate_share + config.sft_notice_share:
+                continue
+            if u >= config.sft_abstain_share + config.sft_hallucinate_share:  # cites the masked square, reads it as empty
+                box = json.dumps([[int(v) for v in b] for b in row["evidence"]])
+                noticed = f"<bbox>{box}</bbox><think>{IMAGE_NOTICED_REASON}</think><answer>{GroundedImageConfig().abstain}</answer>"
+                out.append({**row, "completion": [{"role": "assistant", "content": noticed}]})
                 continue
             if u >= config.sft_abstain_share:  # a hallucination: the masked square's box, a colour it cannot show
                 answered = {**row, "variant": "pos", "solution": str(made_up.choice(list(COLORS)))}
@@ -346,7 +359,7 @@ class DeFacto(LLMAlgorithm, Algorithm):
                 "rows": _sft_rows(config, config.data_seed),
                 # The colour is first written inside <think> ("the square is red."); <answer> then copies it, so
                 # under teacher forcing only the <think> span's colour needs the picture (sft_think_weight).
-                "tag_weights": {"answer": config.sft_answer_weight, "think": config.sft_think_weight},
+                "tag_weights": {"answer": config.sft_answer_weight, "think": config.sft_think_weight, "bbox": config.sft_evidence_weight},
                 "unweighted_contents": () if config.sft_weight_abstentions else (abstain, IMAGE_ABSTAIN_REASON),
                 "load": load_vlm,
             }

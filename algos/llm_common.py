@@ -465,8 +465,8 @@ def run_sft(
                 return sampler
 
         cls = SampledSFTTrainer
-    if tag_weights and any(w != 1.0 for w in tag_weights.values()):
-        cls = _span_weighted_trainer(cls, dict(tag_weights), unweighted_contents)
+    if tag_weights and any(w != 1.0 for w in tag_weights.values()):  # a tag at weight 1 need not be one token
+        cls = _span_weighted_trainer(cls, {t: w for t, w in tag_weights.items() if w != 1.0}, unweighted_contents)
     with quiet_transformers():  # (the trainer tokenizes the dataset when built)
         trainer = quiet_trainer(cls(model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=list(callbacks)))
         trainer.train()

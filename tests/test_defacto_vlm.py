@@ -102,10 +102,11 @@ def test_image_config_checks():
         load_experiment(None, ["config.modality=audio"], algo="defacto")
     with pytest.raises(ConfigError, match="sft_think_weight.*must be > 0"):
         load_experiment(None, ["config.modality=image", "config.sft_think_weight=0"], algo="defacto")
-    with pytest.raises(ConfigError, match="sft_hallucinate_share.*1 - sft_abstain_share"):
-        load_experiment(None, ["config.modality=image", "config.sft_abstain_share=0.5", "config.sft_hallucinate_share=0.6"], algo="defacto")
-    with pytest.raises(ConfigError, match="sft_hallucinate_share.*modality image"):
-        load_experiment(None, ["config.sft_hallucinate_share=0.1"], algo="defacto")
+    with pytest.raises(ConfigError, match="sft_hallucinate_share.*must sum to at most 1"):
+        load_experiment(None, ["config.modality=image", "config.sft_abstain_share=0.5", "config.sft_hallucinate_share=0.4", "config.sft_notice_share=0.2"], algo="defacto")
+    for name in ("sft_hallucinate_share", "sft_notice_share"):
+        with pytest.raises(ConfigError, match=f"{name}.*modality image"):
+            load_experiment(None, [f"config.{name}=0.1"], algo="defacto")
 
 
 def test_image_sft_rows_are_conversations_with_their_picture():
@@ -115,33 +116,41 @@ def test_image_sft_rows_are_conversations_with_their_picture():
     sft = DeFacto.sft_data(exp.config)
     rows = sft["rows"]
     assert len(rows) == 60 and sft["load"].__name__ == "load_vlm"
-    assert set(sft["tag_weights"]) == {"answer", "think"} and "unknown" in sft["unweighted_contents"]
+    assert set(sft["tag_weights"]) == {"answer", "think", "bbox"} and "unknown" in sft["unweighted_contents"]
     for row in rows:
         assert row["prompt"][0]["content"][0] == {"type": "image"} and row["image"].size == (56, 56)
         (turn,) = row["completion"]
         assert turn["role"] == "assistant" and turn["content"].endswith(f"<answer>{row['solution']}</answer>")
 
 
-def test_image_sft_hallucinations_answer_a_colour_on_the_masked_square():
-    """sft_hallucinate_share keeps that share of 'neg' pictures with a made-up colour and the masked square's box,
-    beside the abstentions; at 0 the rows are exactly those of the abstentions alone."""
+def test_image_sft_neg_rows_abstain_hallucinate_or_notice_in_their_shares():
+    """The 'neg' pictures SFT keeps: abstentions (no box), hallucinations (the masked square's box and a made-up
+    colour) and noticed ones (the masked square's box, read as empty, then the abstention), each in its share; with
+    the two new shares at 0 the rows are exactly those of the abstentions alone."""
     from rlcf.algos.defacto import DeFacto
+    from rlcf.envs.vision.grounded_images import IMAGE_ABSTAIN_REASON, IMAGE_NOTICED_REASON
 
-    base = ["config.modality=image", "config.sft_docs=200", "config.sft_abstain_share=0.2"]
-    rows = DeFacto.sft_data(load_experiment(None, [*base, "config.sft_hallucinate_share=0.5"], algo="defacto").config)["rows"]
-    neg = [r for r in rows if r["variant"] == "neg"]
-    abstained = [r for r in neg if r["completion"][0]["content"].endswith("<answer>unknown</answer>")]
-    made_up = [r for r in neg if not r["completion"][0]["content"].endswith("<answer>unknown</answer>")]
-    assert 0.1 < len(abstained) / 200 < 0.3 and 0.4 < len(made_up) / 200 < 0.6
-    for row in made_up:
+    base = ["config.modality=image", "config.sft_docs=300", "config.sft_abstain_share=0.2"]
+    exp = load_experiment(None, [*base, "config.sft_hallucinate_share=0.4", "config.sft_notice_share=0.2"], algo="defacto")
+    rows = DeFacto.sft_data(exp.config)["rows"]
+    kinds: dict[str, list] = {"abstained": [], "made_up": [], "noticed": []}
+    for row in (r for r in rows if r["variant"] == "neg"):
         content = row["completion"][0]["content"]
-        colour = content.rsplit("<answer>", 1)[1].removesuffix("</answer>")
-        assert colour in COLORS and f"<think>the square is {colour}.</think>" in content
-        assert content.startswith(f"<bbox>{json.dumps([[int(v) for v in row['masked'][0]]])}</bbox>")
-    assert len({r["completion"][0]["content"].rsplit("<answer>", 1)[1] for r in made_up}) > 3  # drawn, not one constant
+        box = f"<bbox>{json.dumps([[int(v) for v in row['masked'][0]]])}</bbox>"
+        if content == f"<bbox>[]</bbox><think>{IMAGE_ABSTAIN_REASON}</think><answer>unknown</answer>":
+            kinds["abstained"].append(row)
+        elif content == f"{box}<think>{IMAGE_NOTICED_REASON}</think><answer>unknown</answer>":
+            kinds["noticed"].append(row)
+        else:
+            colour = content.rsplit("<answer>", 1)[1].removesuffix("</answer>")
+            assert colour in COLORS and content == f"{box}<think>the square is {colour}.</think><answer>{colour}</answer>"
+            kinds["made_up"].append(row)
+    shares = {k: len(v) / 300 for k, v in kinds.items()}
+    assert 0.12 < shares["abstained"] < 0.28 and 0.3 < shares["made_up"] < 0.5 and 0.12 < shares["noticed"] < 0.28, shares
+    assert len({r["completion"][0]["content"].rsplit("<answer>", 1)[1] for r in kinds["made_up"]}) > 3  # drawn, not one constant
     plain = DeFacto.sft_data(load_experiment(None, base, algo="defacto").config)["rows"]
-    made_up_ids = {id(r) for r in made_up}
-    assert [r["completion"] for r in plain] == [r["completion"] for r in rows if id(r) not in made_up_ids]
+    added = {id(r) for r in kinds["made_up"] + kinds["noticed"]}
+    assert [r["completion"] for r in plain] == [r["completion"] for r in rows if id(r) not in added]
 
 
 @pytest.mark.parametrize("family", ["qwen3_vl", "qwen2_vl"])

@@ -31,7 +31,7 @@ import numpy as np
 
 from rlcf.envs.variants import build_image_variants
 
-__all__ = ["CELLS", "COLORS", "IMAGE_ABSTAIN_REASON", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
+__all__ = ["CELLS", "COLORS", "IMAGE_ABSTAIN_REASON", "IMAGE_NOTICED_REASON", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
 
 COLORS = {
     "red": (220, 40, 40),
@@ -66,6 +66,8 @@ class GroundedImageConfig:
 
 #: The reasoning of an abstention's completion (``neg``: the asked square is masked).
 IMAGE_ABSTAIN_REASON = "the cell is empty."
+#: The reasoning of a late abstention: the masked square cited, then read as empty where a colour would be read.
+IMAGE_NOTICED_REASON = "the square is empty."
 
 
 def image_prompt_for(question: str) -> list[dict[str, Any]]:
