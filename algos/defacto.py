@@ -14,7 +14,9 @@ function). The run has three stages, each resumable:
    answer value's loss (the one completion token that needs the document) so that a tiny model learns to read;
    the abstention rows stay unweighted (``sft_weight_abstentions``). With ``modality: image`` the rows are the
    pictures (TRL's vision collator renders them through the processor) and ``sft_think_weight`` can weight the
-   ``<think>`` span, where the picture task's completion first names the colour;
+   ``<think>`` span, where the picture task's completion first names the colour; there ``sft_hallucinate_share``
+   and ``sft_notice_share`` shape what SFT does on a masked square (make a colour up, or read it as empty and
+   abstain), which decides whether its abstention is tied to the asked cell;
 3. GRPO on the three variants (``variants``; ``[pos]`` with rewards ``[format, answer]`` is plain GRPO, the
    baseline), checkpointed by TRL every ``run.checkpoint_every`` steps.
 

@@ -41,12 +41,15 @@ MEASURED = [  # configs/defacto/grounded_qa.yaml: the settings of bench/results/
 ]
 
 
-#: configs/defacto/grounded_images.yaml: the picture task's settings (bench/results/defacto.md, session 20), on top of
-#: MEASURED (the text-only fields there are ignored with modality image).
+#: configs/defacto/grounded_images.yaml: the picture task's settings (bench/results/defacto.md, sessions 20 and 21), on
+#: top of MEASURED (the text-only fields there are ignored with modality image). Both arms share them.
 IMAGE_MEASURED = [
     "modality=image", "max_completion_length=40", "eval_max_new_tokens=40", "sft_epochs=6", "sft_think_weight=14",
-    "sft_abstain_share=0.05", "grpo.scale_rewards=batch",
+    "sft_abstain_share=0", "sft_hallucinate_share=0.2", "sft_notice_share=0.02", "learning_rate=5e-5", "grpo.scale_rewards=batch",
 ]
+#: The picture task's DeFacto rewards: the answer term split per variant (the paper's accuracy / counterfactual /
+#: masked), with the masked one weighted 2 so that an abstention spreading to 'random' costs more than it gains on 'neg'.
+IMAGE_DEFACTO = ["rewards=[format, accuracy, counterfactual, masked, grounding]", "reward_weights=[1, 1, 1, 2, 1]"]
 
 
 def sft_checkpoint(out: Path, base_overrides: list[str]) -> Path:
@@ -139,6 +142,37 @@ def overhead(sft: Path, steps: int, blocks: int) -> tuple[float, float]:
     return med["rlcf"], med["trl"]
 
 
+def report(results: dict[str, list[dict]], steps: int, seeds: list[int], task: str) -> None:
+    """Print the per-split table (mean ± std over seeds) and the issue's checks."""
+    import numpy as np
+
+    before = next(iter(results.values()))[0]["_before"]
+
+    def cell(vals: list[float]) -> str:
+        return f"{100 * np.mean(vals):5.1f} ± {100 * np.std(vals):4.1f}"
+
+    print(f"\nHeld-out {'pictures' if task == 'image' else 'grounded-QA'}, {steps} GRPO steps from one SFT checkpoint, seeds {seeds} (mean ± std, %)")
+    print(f"{'model':10s} {'pos acc':>13s} {'neg abstain':>13s} {'random acc':>13s} {'random abst':>13s}")
+    print(f"{'sft':10s} {100 * before['pos']['accuracy']:13.1f} {100 * before['neg']['abstention']:13.1f} "
+          f"{100 * before['random']['accuracy']:13.1f} {100 * before['random']['abstention']:13.1f}")
+    for name, rs in results.items():
+        for r in rs if len(rs) > 1 else ():
+            print(f"{name + ' s' + str(r.get('_seed', '?')):10s} {100 * r['pos']['accuracy']:13.1f} {100 * r['neg']['abstention']:13.1f} "
+                  f"{100 * r['random']['accuracy']:13.1f} {100 * r['random']['abstention']:13.1f}")
+        print(f"{name:10s} {cell([r['pos']['accuracy'] for r in rs]):>13s} {cell([r['neg']['abstention'] for r in rs]):>13s} "
+              f"{cell([r['random']['accuracy'] for r in rs]):>13s} {cell([r['random']['abstention'] for r in rs]):>13s}")
+    d = results.get("defacto", [])
+    checks = {} if not d or "grpo" not in results else {
+        "DeFacto neg abstention >= 80%": np.mean([r["neg"]["abstention"] for r in d]) >= 0.8,
+        "DeFacto pos accuracy >= SFT's - 3 points": np.mean([r["pos"]["accuracy"] for r in d]) >= before["pos"]["accuracy"] - 0.03,
+        "DeFacto random accuracy within 5 points of its pos": abs(np.mean([r["random"]["accuracy"] - r["pos"]["accuracy"] for r in d])) <= 0.05,
+        "DeFacto random abstention <= 10%": np.mean([r["random"]["abstention"] for r in d]) <= 0.1,
+        "plain GRPO does not raise neg abstention": np.mean([r["neg"]["abstention"] for r in results["grpo"]]) <= before["neg"]["abstention"] + 0.05,
+    }
+    for text, ok in checks.items():
+        print(f"  [{'x' if ok else ' '}] {text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
@@ -154,9 +188,21 @@ def main() -> None:
     parser.add_argument("--arms", default="defacto,grpo", help="which arms to run (comma-separated: defacto, grpo)")
     parser.add_argument("--task", default="text", choices=("text", "image"),
                         help="text: the grounded-QA documents (MEASURED); image: the picture task on the tiny VLM (IMAGE_MEASURED; no overhead timing)")
+    parser.add_argument("--table", nargs="+", metavar="RESULTS_JSON",
+                        help="print the table of saved results.json files (e.g. the two arms run side by side, one per core) and exit")
     args = parser.parse_args()
 
-    import numpy as np
+    if args.table:
+        merged: dict[str, list[dict]] = {}
+        saved = [json.loads(Path(f).read_text()) for f in args.table]
+        for one in saved:
+            for name, runs in one["results"].items():
+                merged.setdefault(name, []).extend(runs)
+        befores = {json.dumps(r["_before"], sort_keys=True) for runs in merged.values() for r in runs}
+        if len(befores) != 1:
+            parser.error("--table: the files come from different SFT checkpoints (their 'before' scores differ)")
+        report(merged, saved[0]["steps"], sorted({s for one in saved for s in one["seeds"]}), args.task)
+        return
 
     out = Path(args.out)
     preset = [*MEASURED, *IMAGE_MEASURED] if args.task == "image" else MEASURED
@@ -175,32 +221,11 @@ def main() -> None:
     results: dict[str, list[dict]] = {name: [] for name in arms}
     for seed in seeds:
         for name in results:
-            own = [f"config.{kv}" for kv in args.defacto_set] if name == "defacto" else []
-            results[name].append(arm(name, sft, seed, args.steps, out, base, own))
+            own = [f"config.{kv}" for kv in [*(IMAGE_DEFACTO if args.task == "image" else []), *args.defacto_set]] if name == "defacto" else []
+            results[name].append({**arm(name, sft, seed, args.steps, out, base, own), "_seed": seed})
             r = results[name][-1]
             print(f"seed {seed} {name:8s} " + "  ".join(f"{s}: acc {100 * r[s]['accuracy']:5.1f} abst {100 * r[s]['abstention']:5.1f}" for s in ("pos", "neg", "random")), flush=True)
-    before = results[arms[0]][0]["_before"]
-
-    def cell(vals: list[float]) -> str:
-        return f"{100 * np.mean(vals):5.1f} ± {100 * np.std(vals):4.1f}"
-
-    print(f"\nHeld-out {'pictures' if args.task == 'image' else 'grounded-QA'}, {args.steps} GRPO steps from one SFT checkpoint, seeds {seeds} (mean ± std, %)")
-    print(f"{'model':10s} {'pos acc':>13s} {'neg abstain':>13s} {'random acc':>13s} {'random abst':>13s}")
-    print(f"{'sft':10s} {100 * before['pos']['accuracy']:13.1f} {100 * before['neg']['abstention']:13.1f} "
-          f"{100 * before['random']['accuracy']:13.1f} {100 * before['random']['abstention']:13.1f}")
-    for name, rs in results.items():
-        print(f"{name:10s} {cell([r['pos']['accuracy'] for r in rs]):>13s} {cell([r['neg']['abstention'] for r in rs]):>13s} "
-              f"{cell([r['random']['accuracy'] for r in rs]):>13s} {cell([r['random']['abstention'] for r in rs]):>13s}")
-    d = results.get("defacto", [])
-    checks = {} if not d or "grpo" not in results else {
-        "DeFacto neg abstention >= 80%": np.mean([r["neg"]["abstention"] for r in d]) >= 0.8,
-        "DeFacto pos accuracy >= SFT's - 3 points": np.mean([r["pos"]["accuracy"] for r in d]) >= before["pos"]["accuracy"] - 0.03,
-        "DeFacto random accuracy within 5 points of its pos": abs(np.mean([r["random"]["accuracy"] - r["pos"]["accuracy"] for r in d])) <= 0.05,
-        "DeFacto random abstention <= 10%": np.mean([r["random"]["abstention"] for r in d]) <= 0.1,
-        "plain GRPO does not raise neg abstention": np.mean([r["neg"]["abstention"] for r in results["grpo"]]) <= before["neg"]["abstention"] + 0.05,
-    }
-    for text, ok in checks.items():
-        print(f"  [{'x' if ok else ' '}] {text}")
+    report(results, args.steps, seeds, args.task)
     if args.skip_overhead:
         (out / "results.json").write_text(json.dumps({"results": results, "steps": args.steps, "seeds": seeds}, indent=2))
         return
