@@ -92,10 +92,10 @@ class DeFactoConfig(LLMConfigChecks):
     sft_hallucinate_share: float = option(
         0.0,
         "Image modality: share of 'neg' examples kept in SFT with a made-up answer instead of the abstention (the "
-        "masked square's box and a palette colour drawn at random). SFT then learns that a masked square is not a "
-        "readable one, yet abstains there only about sft_abstain_share / (sft_abstain_share + sft_hallucinate_share) "
-        "of the time: a sampled, localised abstention that DeFacto GRPO can raise. With abstention rows alone the "
-        "tiny VLM's abstention is all-or-nothing (bench/results/defacto.md, sessions 20-21).",
+        "masked square's box and a palette colour drawn at random): the SFT model that usually hallucinates on a "
+        "masked square, for DeFacto GRPO to correct. Pair it with sft_notice_share. Beside the <bbox>[]</bbox> "
+        "abstention rows (sft_abstain_share) the tiny VLM learned 'any masked square: abstain ~6%', not tied to the "
+        "asked cell, and GRPO spread that to 'random' (bench/results/defacto.md, session 21).",
     )
     sft_notice_share: float = option(
         0.0,
