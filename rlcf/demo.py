@@ -6,6 +6,7 @@ is reported as skipped, with the reason, when it is not: the demo never pretends
 
 from __future__ import annotations
 
+import logging
 import platform
 import time
 from collections.abc import Callable
@@ -194,16 +195,23 @@ def run_demo(out_dir: str | Path = "runs/demo", stages: list[Stage] | None = Non
         names = get_registry(kind).names()
         print(f"  registered {kind}: {', '.join(names) if names else '(none yet)'}")
     ran = skipped = 0
-    for i, stage in enumerate(stages if stages is not None else STAGES, 1):
-        missing = [f"{kind}:{name}" for kind, name in stage.needs if name not in get_registry(kind)]
-        if missing:
-            why = f"needs {', '.join(missing)}, which this installation does not register"
-            print(f"[{i}] SKIPPED {stage.title}\n      {why}")
-            skipped += 1
-            continue
-        start = time.perf_counter()
-        summary = stage.run(out, episodes)
-        print(f"[{i}] RAN {stage.title} ({time.perf_counter() - start:.1f} s)\n      {summary}")
-        ran += 1
+    # Each LLM stage's summary prints the before/after table; the trainer's own INFO copy would show it twice.
+    trainer_log = logging.getLogger("rlcf.algos.llm_trainer")
+    level = trainer_log.level
+    trainer_log.setLevel(max(level, logging.WARNING))
+    try:
+        for i, stage in enumerate(stages if stages is not None else STAGES, 1):
+            missing = [f"{kind}:{name}" for kind, name in stage.needs if name not in get_registry(kind)]
+            if missing:
+                why = f"needs {', '.join(missing)}, which this installation does not register"
+                print(f"[{i}] SKIPPED {stage.title}\n      {why}")
+                skipped += 1
+                continue
+            start = time.perf_counter()
+            summary = stage.run(out, episodes)
+            print(f"[{i}] RAN {stage.title} ({time.perf_counter() - start:.1f} s)\n      {summary}")
+            ran += 1
+    finally:
+        trainer_log.setLevel(level)
     print(f"demo finished: {ran} stage(s) ran, {skipped} skipped")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -120,9 +121,13 @@ def test_console_script_exit_codes_in_a_real_process(toy_yaml):
 
 
 @pytest.mark.ray
-def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, monkeypatch):
+def test_demo_runs_and_says_what_it_ran(tmp_path, capsys, caplog, monkeypatch):
     monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)  # the demo keeps its datasets in its folder
+    caplog.set_level(logging.INFO, logger="rlcf.algos.llm_trainer")
     assert main(["--quiet", "demo", "--out-dir", str(tmp_path), "--episodes", "10"]) == 0
+    # each LLM table once: in the stage summary, not also in the trainer's log
+    assert not [r for r in caplog.records if r.name == "rlcf.algos.llm_trainer" and "scores:" in r.getMessage()]
+    assert logging.getLogger("rlcf.algos.llm_trainer").level == logging.INFO  # restored after the demo
     out = capsys.readouterr().out
     assert "device 'auto' resolves to" in out
     assert "[1] RAN collect offline datasets" in out
