@@ -305,10 +305,10 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
     made_up = np.random.default_rng([seed, 12])  # its own stream: sft_hallucinate_share 0 leaves the rows as they were
     out = []
     if config.modality == "image":  # the completion is the assistant turn after the picture-and-question user turn
-        from rlcf.envs.vision.grounded_images import COLORS, IMAGE_NOTICED_REASON, GroundedImageConfig, grounded_image_rows, image_completion_for
+        from rlcf.envs.vision.grounded_images import COLORS, IMAGE_EMPTY, GroundedImageConfig, grounded_image_rows, image_completion_for
 
         rows = grounded_image_rows("train", config.sft_docs, seed=seed + 1, config=GroundedImageConfig(size=config.image_size))
-        target = lambda row: [{"role": "assistant", "content": image_completion_for(row)}]  # noqa: E731
+        target = lambda row, reads=None: [{"role": "assistant", "content": image_completion_for(row, reads=reads)}]  # noqa: E731
     else:
         rows = grounded_qa_rows("train", config.sft_docs, seed=seed + 1, config=qa_config(config))
         target = completion_for
@@ -318,13 +318,10 @@ def _sft_rows(config: DeFactoConfig, seed: int) -> list[dict[str, Any]]:
             if u >= config.sft_abstain_share + config.sft_hallucinate_share + config.sft_notice_share:
                 continue
             if u >= config.sft_abstain_share + config.sft_hallucinate_share:  # cites the masked square, reads it as empty
-                box = json.dumps([[int(v) for v in b] for b in row["evidence"]])
-                noticed = f"<bbox>{box}</bbox><think>{IMAGE_NOTICED_REASON}</think><answer>{GroundedImageConfig().abstain}</answer>"
-                out.append({**row, "completion": [{"role": "assistant", "content": noticed}]})
+                out.append({**row, "completion": target(row, reads=IMAGE_EMPTY)})
                 continue
             if u >= config.sft_abstain_share:  # a hallucination: the masked square's box, a colour it cannot show
-                answered = {**row, "variant": "pos", "solution": str(made_up.choice(list(COLORS)))}
-                out.append({**row, "completion": target(answered)})
+                out.append({**row, "completion": target(row, reads=str(made_up.choice(list(COLORS))))})
                 continue
         out.append({**row, "completion": target(row)})
     return out

@@ -31,7 +31,7 @@ import numpy as np
 
 from rlcf.envs.variants import build_image_variants
 
-__all__ = ["CELLS", "COLORS", "IMAGE_ABSTAIN_REASON", "IMAGE_NOTICED_REASON", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
+__all__ = ["CELLS", "COLORS", "IMAGE_ABSTAIN_REASON", "IMAGE_EMPTY", "IMAGE_NOTICED_REASON", "GroundedImageConfig", "grounded_image_rows", "image_completion_for", "image_prompt_for"]
 
 COLORS = {
     "red": (220, 40, 40),
@@ -66,8 +66,10 @@ class GroundedImageConfig:
 
 #: The reasoning of an abstention's completion (``neg``: the asked square is masked).
 IMAGE_ABSTAIN_REASON = "the cell is empty."
-#: The reasoning of a late abstention: the masked square cited, then read as empty where a colour would be read.
-IMAGE_NOTICED_REASON = "the square is empty."
+#: What a completion reads in a masked square it cites and notices (``image_completion_for(row, reads=IMAGE_EMPTY)``).
+IMAGE_EMPTY = "empty"
+#: The reasoning of that late abstention: the masked square cited, then read as empty where a colour would be read.
+IMAGE_NOTICED_REASON = f"the square is {IMAGE_EMPTY}."
 
 
 def image_prompt_for(question: str) -> list[dict[str, Any]]:
@@ -75,12 +77,17 @@ def image_prompt_for(question: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
 
 
-def image_completion_for(row: dict[str, Any], abstain: str = "unknown") -> str:
-    """The completion a row expects: the evidence box as JSON, a short reasoning, the answer (or abstention)."""
-    if row["variant"] == "neg":
+def image_completion_for(row: dict[str, Any], abstain: str = "unknown", reads: str | None = None) -> str:
+    """The completion a row expects: the evidence box as JSON, a short reasoning, the answer (or abstention).
+
+    ``reads`` overrides what the completion reads in the evidence square, whichever the variant: a colour (on a
+    ``neg`` row, a made-up answer that cites the masked square) or :data:`IMAGE_EMPTY` (the masked square cited,
+    noticed as empty, then the abstention)."""
+    if reads is None and row["variant"] == "neg":
         return f"<bbox>[]</bbox><think>{IMAGE_ABSTAIN_REASON}</think><answer>{abstain}</answer>"
     box = json.dumps([[int(v) for v in b] for b in row["evidence"]])
-    return f"<bbox>{box}</bbox><think>the square is {row['solution']}.</think><answer>{row['solution']}</answer>"
+    seen = row["solution"] if reads is None else reads
+    return f"<bbox>{box}</bbox><think>the square is {seen}.</think><answer>{abstain if seen == IMAGE_EMPTY else seen}</answer>"
 
 
 def _cell_box(cell: int, size: int) -> list[float]:
